@@ -1,0 +1,1 @@
+//! Wire protocol shared by the edgekeep SDK and control plane (no I/O).

@@ -1,0 +1,2 @@
+//! edgekeep: on-device ML SDK.
+pub mod inference;
