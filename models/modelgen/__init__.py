@@ -1,0 +1,1 @@
+"""Builds the edgekeep model set: shipped models, generated models, goldens and manifest."""
