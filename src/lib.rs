@@ -1,2 +1,3 @@
 //! edgekeep: on-device ML SDK.
 pub mod inference;
+pub mod store;
