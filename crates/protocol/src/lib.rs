@@ -1,1 +1,34 @@
 //! Wire protocol shared by the edgekeep SDK and control plane (no I/O).
+//!
+//! Everything both sides must agree on byte for byte lives here:
+//!
+//! - [`error`]: the closed set of error codes and the `{code, message}` error body.
+//! - [`token`]: the formats of API keys, bootstrap tokens, access tokens and refresh tokens.
+//! - [`proof`]: the DPoP-style (RFC 9449) request proof, its builder and its verifier.
+//! - [`key_agreement`]: the X25519 + HKDF derivation of the per-device key-wrapping key.
+//! - [`api`]: request and response bodies of the `/v1` JSON API, roles and permissions.
+
+pub mod api;
+pub mod error;
+pub mod key_agreement;
+pub mod proof;
+pub mod token;
+
+pub use error::{ErrorBody, ErrorCode};
+
+/// The path prefix of the current API version.
+pub const API_PREFIX: &str = "/v1";
+
+/// Encodes bytes as unpadded base64url, the only binary encoding used on the wire.
+pub fn b64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes unpadded base64url; `None` if the text is not valid base64url.
+pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.as_bytes())
+        .ok()
+}

@@ -1,1 +1,197 @@
-fn main() {}
+//! `edgekeep-server`: the control plane binary. A thin CLI over the `edgekeep_server` library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use edgekeep_server::data_dir::DataDir;
+use edgekeep_server::{ServerConfig, audit};
+
+#[derive(Parser)]
+#[command(
+    name = "edgekeep-server",
+    version,
+    about = "The edgekeep control plane"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the data folder, a development TLS certificate, and the first org and Owner.
+    /// Prints the Owner's API key once.
+    Init {
+        /// Data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Name of the first org.
+        #[arg(long, default_value = "default")]
+        org: String,
+    },
+    /// Serve the API over HTTPS.
+    Serve {
+        /// Data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Certificate chain PEM (default: the one generated at init).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Private key PEM.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Public base URL devices use (what their proofs name).
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Org administration.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create another org with its first Owner; prints the Owner's API key once.
+    Create {
+        /// Data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Org name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every org's hash chain; exits non-zero and names the first broken entry.
+    Verify {
+        /// Data folder.
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Export an org's entries in [from, to) as JSON Lines on stdout.
+    Export {
+        /// Data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Org id.
+        #[arg(long)]
+        org: String,
+        /// Earliest unix time, inclusive.
+        #[arg(long)]
+        from: Option<i64>,
+        /// Latest unix time, exclusive.
+        #[arg(long)]
+        to: Option<i64>,
+    },
+}
+
+fn print_created(created: &edgekeep_server::OrgCreated) {
+    println!("org id:        {}", created.org_id);
+    println!("owner member:  {}", created.owner_member_id);
+    println!("owner API key: {}", created.owner_api_key);
+    println!("(the key is shown once; only its hash is stored)");
+}
+
+async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Init { data, org } => {
+            let created = edgekeep_server::init(&data, &org)?;
+            print_created(&created);
+            println!(
+                "development CA:  {}",
+                DataDir::new(&data).ca_cert().display()
+            );
+        }
+        Command::Serve {
+            data,
+            listen,
+            tls_cert,
+            tls_key,
+            public_url,
+        } => {
+            let mut config = ServerConfig::new(data, listen);
+            config.tls_cert = tls_cert;
+            config.tls_key = tls_key;
+            config.public_url = public_url;
+            let server = edgekeep_server::Server::start(config).await?;
+            println!("listening on {}", server.base_url());
+            tokio::signal::ctrl_c().await?;
+            server.shutdown().await;
+        }
+        Command::Org {
+            command: OrgCommand::Create { data, name },
+        } => print_created(&edgekeep_server::create_org(&data, &name)?),
+        Command::Audit {
+            command: AuditCommand::Verify { data },
+        } => {
+            let storage = DataDir::new(&data).open_storage(1)?;
+            let mut intact = true;
+            for report in audit::verify_all(&storage)? {
+                match report.result {
+                    Ok(count) => println!("{}: ok ({count} entries)", report.org_id),
+                    Err(problem) => {
+                        intact = false;
+                        println!("{}: BROKEN: {problem}", report.org_id);
+                    }
+                }
+            }
+            return Ok(intact);
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    data,
+                    org,
+                    from,
+                    to,
+                },
+        } => {
+            use edgekeep_server::storage::Storage as _;
+            let storage = DataDir::new(&data).open_storage(1)?;
+            for entry in storage.audit_entries(&org, from, to)? {
+                println!("{}", serde_json::to_string(&entry)?);
+            }
+        }
+    }
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

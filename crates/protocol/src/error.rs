@@ -1,0 +1,147 @@
+//! The closed set of API error codes and the JSON error body.
+
+use serde::{Deserialize, Serialize};
+
+/// Every error the `/v1` API can return. Serialized as `snake_case` strings.
+///
+/// The set is closed: clients may match on it exhaustively. Codes name the reason, never the
+/// value that caused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request body or parameters are malformed or out of bounds.
+    BadRequest,
+    /// No credentials were presented.
+    Unauthenticated,
+    /// The API key or access token is unknown, expired, revoked or malformed.
+    InvalidCredentials,
+    /// The caller is authenticated but its role or key scope does not allow the action.
+    Forbidden,
+    /// The resource does not exist in the caller's org.
+    NotFound,
+    /// The request conflicts with the current state (e.g. removing the last Owner).
+    Conflict,
+    /// Too many requests or authentication failures from this org or address.
+    RateLimited,
+    /// A device request carries no proof of possession.
+    ProofMissing,
+    /// The proof is malformed or its signature does not verify against the device key.
+    ProofInvalid,
+    /// The proof names an algorithm other than ES256.
+    ProofUnsupportedAlgorithm,
+    /// The proof was made for another method, URL or token.
+    ProofMismatch,
+    /// The proof's time is outside the freshness window.
+    ProofStale,
+    /// The proof's unique id was already seen.
+    ProofReplayed,
+    /// The bootstrap token is unknown, belongs to another org, or is malformed.
+    BootstrapTokenInvalid,
+    /// The bootstrap token was already used.
+    BootstrapTokenUsed,
+    /// The bootstrap token has expired.
+    BootstrapTokenExpired,
+    /// A refresh token that was already rotated was presented again; the family is revoked.
+    RefreshTokenReused,
+    /// The device (or its group) has been revoked.
+    DeviceRevoked,
+    /// An unexpected server-side failure. Details are only in the server log.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status the server answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthenticated
+            | Self::InvalidCredentials
+            | Self::ProofMissing
+            | Self::ProofInvalid
+            | Self::ProofUnsupportedAlgorithm
+            | Self::ProofMismatch
+            | Self::ProofStale
+            | Self::ProofReplayed
+            | Self::BootstrapTokenInvalid
+            | Self::BootstrapTokenUsed
+            | Self::BootstrapTokenExpired
+            | Self::RefreshTokenReused
+            | Self::DeviceRevoked => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::RateLimited => 429,
+            Self::Internal => 500,
+        }
+    }
+
+    /// The wire name of the code (`"proof_replayed"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::RateLimited => "rate_limited",
+            Self::ProofMissing => "proof_missing",
+            Self::ProofInvalid => "proof_invalid",
+            Self::ProofUnsupportedAlgorithm => "proof_unsupported_algorithm",
+            Self::ProofMismatch => "proof_mismatch",
+            Self::ProofStale => "proof_stale",
+            Self::ProofReplayed => "proof_replayed",
+            Self::BootstrapTokenInvalid => "bootstrap_token_invalid",
+            Self::BootstrapTokenUsed => "bootstrap_token_used",
+            Self::BootstrapTokenExpired => "bootstrap_token_expired",
+            Self::RefreshTokenReused => "refresh_token_reused",
+            Self::DeviceRevoked => "device_revoked",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every non-2xx response: `{"code": "...", "message": "..."}`.
+///
+/// `message` is for humans and is log-safe: it never contains tokens, keys or user data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// Machine-readable reason.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_name_matches_serde() {
+        for code in [
+            ErrorCode::BadRequest,
+            ErrorCode::ProofUnsupportedAlgorithm,
+            ErrorCode::RefreshTokenReused,
+            ErrorCode::Internal,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn error_body_round_trips() {
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"code":"proof_stale","message":"too old"}"#).unwrap();
+        assert_eq!(body.code, ErrorCode::ProofStale);
+        assert_eq!(body.code.http_status(), 401);
+    }
+}

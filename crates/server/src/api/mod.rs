@@ -1,0 +1,136 @@
+//! The `/v1` router, its middleware, body extractors and the OpenAPI document.
+//!
+//! Files: [`members`] (org and members), [`keys`] (API keys), [`devices`] (bootstrap tokens and
+//! device administration), [`device`] (calls made by devices), [`audit`] (export and verify).
+
+pub mod audit;
+pub mod device;
+pub mod devices;
+pub mod keys;
+pub mod members;
+mod state;
+
+pub use state::{AppState, Limits};
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+use crate::auth::RequestId;
+use crate::error::ApiError;
+
+/// A JSON body whose rejection is a `{code, message}` error.
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Query parameters whose rejection is a `{code, message}` error.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+/// Path parameters whose rejection is a `{code, message}` error.
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// The OpenAPI document of the `/v1` API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "edgekeep control plane", version = "1"),
+    paths(
+        health,
+        members::get_org,
+        members::list_members,
+        members::create_member,
+        members::set_role,
+        members::remove_member,
+        keys::list_keys,
+        keys::create_key,
+        keys::rotate_key,
+        keys::revoke_key,
+        devices::create_bootstrap_token,
+        devices::list_devices,
+        devices::get_device,
+        devices::revoke_device,
+        devices::revoke_group,
+        device::enroll,
+        device::refresh,
+        device::me,
+        audit::export,
+        audit::verify,
+    ),
+    components(schemas(edgekeep_protocol::ErrorBody, edgekeep_protocol::ErrorCode))
+)]
+pub struct ApiDoc;
+
+/// Liveness probe.
+#[utoipa::path(get, path = "/v1/health", tag = "meta", responses((status = 200, description = "Server is up")))]
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn assign_request_id(
+    state: axum::extract::State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let id = state.new_id("req").unwrap_or_default();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found()
+}
+
+/// Builds the full router over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/org", get(members::get_org))
+        .route(
+            "/v1/members",
+            get(members::list_members).post(members::create_member),
+        )
+        .route("/v1/members/{id}", delete(members::remove_member))
+        .route("/v1/members/{id}/role", put(members::set_role))
+        .route("/v1/api-keys", get(keys::list_keys).post(keys::create_key))
+        .route("/v1/api-keys/{id}", delete(keys::revoke_key))
+        .route("/v1/api-keys/{id}/rotate", post(keys::rotate_key))
+        .route(
+            "/v1/bootstrap-tokens",
+            post(devices::create_bootstrap_token),
+        )
+        .route("/v1/devices", get(devices::list_devices))
+        .route("/v1/devices/{id}", get(devices::get_device))
+        .route("/v1/devices/{id}/revoke", post(devices::revoke_device))
+        .route(
+            "/v1/device-groups/{group}/revoke",
+            post(devices::revoke_group),
+        )
+        .route("/v1/device/enroll", post(device::enroll))
+        .route("/v1/device/refresh", post(device::refresh))
+        .route("/v1/device/me", get(device::me))
+        .route("/v1/audit", get(audit::export))
+        .route("/v1/audit/verify", get(audit::verify))
+        .fallback(fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            assign_request_id,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,143 @@
+//! Shared state of the request handlers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::ratelimit::RateLimiter;
+use crate::replay::ReplayCache;
+use crate::secret::ServerSecret;
+use crate::storage::{AuditEvent, Storage, StorageError};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Arc<dyn Storage>,
+    config: ServerConfig,
+    secret: ServerSecret,
+    rng: SystemRandom,
+    replay: ReplayCache,
+    limits: Limits,
+    key_last_touched: Mutex<HashMap<String, i64>>,
+}
+
+/// The rate limiters of the server.
+#[derive(Debug)]
+pub struct Limits {
+    /// Enrollment attempts per org.
+    pub enroll_org: RateLimiter,
+    /// Enrollment attempts per address.
+    pub enroll_addr: RateLimiter,
+    /// Authentication failures per org.
+    pub fail_org: RateLimiter,
+    /// Authentication failures per address.
+    pub fail_addr: RateLimiter,
+}
+
+impl AppState {
+    /// Builds the state over opened storage and the loaded server secret.
+    pub fn new(storage: Arc<dyn Storage>, config: ServerConfig, secret: ServerSecret) -> Self {
+        let limits = Limits {
+            enroll_org: RateLimiter::per_minute(config.rate_limits.enrollments_per_org),
+            enroll_addr: RateLimiter::per_minute(config.rate_limits.enrollments_per_address),
+            fail_org: RateLimiter::per_minute(config.rate_limits.auth_failures_per_org),
+            fail_addr: RateLimiter::per_minute(config.rate_limits.auth_failures_per_address),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                storage,
+                replay: ReplayCache::new(config.proof_freshness_secs),
+                config,
+                secret,
+                rng: SystemRandom::new(),
+                limits,
+                key_last_touched: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The server secret.
+    pub fn secret(&self) -> &ServerSecret {
+        &self.inner.secret
+    }
+
+    /// The random generator.
+    pub fn rng(&self) -> &SystemRandom {
+        &self.inner.rng
+    }
+
+    /// The proof replay cache.
+    pub fn replay(&self) -> &ReplayCache {
+        &self.inner.replay
+    }
+
+    /// The rate limiters.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// A new random id with a type prefix (`dev_...`).
+    pub fn new_id(&self, prefix: &str) -> Result<String, ApiError> {
+        let mut bytes = [0u8; 12];
+        self.inner
+            .rng
+            .fill(&mut bytes)
+            .map_err(|_| ApiError::internal())?;
+        Ok(format!(
+            "{prefix}_{}",
+            edgekeep_protocol::b64_encode(&bytes)
+        ))
+    }
+
+    /// Runs a storage call on the blocking pool.
+    pub async fn blocking<T, F>(&self, body: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    {
+        let storage = Arc::clone(&self.inner.storage);
+        tokio::task::spawn_blocking(move || body(storage.as_ref()))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(ApiError::from)
+    }
+
+    /// Appends one audit event on its own (for rejected attempts).
+    pub async fn audit(&self, event: AuditEvent) -> Result<(), ApiError> {
+        self.blocking(move |s| s.append_audit(std::slice::from_ref(&event)))
+            .await
+    }
+
+    /// Whether an API key's last-used time should be written now (at most once a minute).
+    pub fn should_touch_key(&self, key_id: &str, now: i64) -> bool {
+        let mut touched = self
+            .inner
+            .key_last_touched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match touched.get(key_id) {
+            Some(last) if now - *last < 60 => false,
+            _ => {
+                touched.insert(key_id.to_owned(), now);
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Authentication extractors: [`ApiCaller`] (org API key) and [`DeviceCaller`] (device access
+//! token plus proof of possession), and the request context they rely on.
+//!
+//! Both count failures per source address and per org; once a bucket is empty the caller gets
+//! `rate_limited` before any lookup. Device rejections whose device is known are audited.
+
+use std::net::SocketAddr;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use edgekeep_protocol::ErrorCode;
+use edgekeep_protocol::api::{Permission, Role};
+use edgekeep_protocol::proof::{self, ExpectedRequest};
+use edgekeep_protocol::token::{ParsedToken, TokenKind};
+
+use crate::api::AppState;
+use crate::error::ApiError;
+use crate::storage::{AuditEvent, DeviceRecord, DeviceTokenKind};
+
+/// The peer address of the connection, inserted by the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The request id, inserted by the request-id middleware and echoed in `x-request-id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// The source address key for rate limits.
+pub fn address_key(parts_extensions: &axum::http::Extensions) -> String {
+    parts_extensions
+        .get::<ClientAddr>()
+        .map_or_else(|| "unknown".to_owned(), |a| a.0.ip().to_string())
+}
+
+/// The request id of a request.
+pub fn request_id(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<RequestId>()
+        .map_or_else(String::new, |r| r.0.clone())
+}
+
+/// What a handler needs to know about a device request besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Source address key for rate limits.
+    pub addr: String,
+    /// Request id.
+    pub request_id: String,
+    /// Request method.
+    pub method: String,
+    /// Full request URL, as proofs must name it.
+    pub url: String,
+    /// The proof header, if present.
+    pub proof: Option<String>,
+}
+
+impl FromRequestParts<AppState> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self {
+            addr: address_key(&parts.extensions),
+            request_id: request_id(&parts.extensions),
+            method: parts.method.as_str().to_owned(),
+            url: request_url(state, parts),
+            proof: proof_header(&parts.headers).map(str::to_owned),
+        })
+    }
+}
+
+/// The full URL a device proof must name for this request.
+pub fn request_url(state: &AppState, parts: &Parts) -> String {
+    let path = parts.uri.path();
+    if let Some(base) = &state.config().public_url {
+        return format!("{}{path}", base.trim_end_matches('/'));
+    }
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            parts
+                .headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    format!("https://{authority}{path}")
+}
+
+fn bearer<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (given, token) = value.split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| token.trim())
+}
+
+fn rate_limited() -> ApiError {
+    ErrorCode::RateLimited.into()
+}
+
+/// Records an authentication failure against the address (and the org when known) and returns
+/// the error to answer: `rate_limited` once the org's failure budget is spent.
+pub fn fail(state: &AppState, addr: &str, org: Option<&str>, code: ErrorCode) -> ApiError {
+    state.limits().fail_addr.try_acquire(addr);
+    if let Some(org) = org
+        && !state.limits().fail_org.try_acquire(org)
+    {
+        return rate_limited();
+    }
+    code.into()
+}
+
+/// A backend caller authenticated by an org API key.
+#[derive(Debug, Clone)]
+pub struct ApiCaller {
+    /// The caller's org; every read and write is scoped to it.
+    pub org_id: String,
+    /// The member the key belongs to.
+    pub member_id: String,
+    /// The member's current role.
+    pub role: Role,
+    /// The key used.
+    pub key_id: String,
+    /// Effective permissions: the key's scope limited by the member's current role.
+    pub scopes: Vec<Permission>,
+    /// The request id.
+    pub request_id: String,
+}
+
+impl ApiCaller {
+    /// Fails with `forbidden` unless the caller holds `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.scopes.contains(&permission) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "the key's scope or the member's role does not allow this",
+            ))
+        }
+    }
+
+    /// Whether the caller holds `permission`.
+    pub fn has(&self, permission: Permission) -> bool {
+        self.scopes.contains(&permission)
+    }
+
+    /// The audit actor (`member:<id>`).
+    pub fn actor(&self) -> String {
+        format!("member:{}", self.member_id)
+    }
+
+    /// An audit event by this caller.
+    pub fn event(&self, action: &str, target: String, at: i64) -> AuditEvent {
+        AuditEvent {
+            org_id: self.org_id.clone(),
+            actor: self.actor(),
+            action: action.to_owned(),
+            target,
+            outcome: "ok".to_owned(),
+            request_id: self.request_id.clone(),
+            at,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ApiCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let addr = address_key(&parts.extensions);
+        if state.limits().fail_addr.is_exhausted(&addr) {
+            return Err(rate_limited());
+        }
+        let text = bearer(&parts.headers, "Bearer").ok_or(ErrorCode::Unauthenticated)?;
+        let token = ParsedToken::parse(text, TokenKind::ApiKey)
+            .map_err(|_| fail(state, &addr, None, ErrorCode::InvalidCredentials))?;
+        let hash = token.hash();
+        let found = state.blocking(move |s| s.api_key_by_hash(&hash)).await?;
+        let now = crate::now();
+        let Some((key, member)) = found else {
+            return Err(fail(state, &addr, None, ErrorCode::InvalidCredentials));
+        };
+        let expired = key.expires_at.is_some_and(|at| at <= now);
+        if key.revoked_at.is_some() || expired {
+            return Err(fail(
+                state,
+                &addr,
+                Some(&key.org_id),
+                ErrorCode::InvalidCredentials,
+            ));
+        }
+        if state.should_touch_key(&key.id, now) {
+            let key_id = key.id.clone();
+            let storage = std::sync::Arc::clone(state.storage());
+            tokio::task::spawn_blocking(move || {
+                if let Err(err) = storage.touch_api_key(&key_id, now) {
+                    tracing::warn!(error = %err, "could not record key use");
+                }
+            });
+        }
+        let scopes = key
+            .scopes
+            .iter()
+            .copied()
+            .filter(|p| member.role.allows(*p))
+            .collect();
+        Ok(Self {
+            org_id: key.org_id,
+            member_id: member.id,
+            role: member.role,
+            key_id: key.id,
+            scopes,
+            request_id: request_id(&parts.extensions),
+        })
+    }
+}
+
+/// A device authenticated by its access token and a fresh proof signed by its registered key.
+#[derive(Debug, Clone)]
+pub struct DeviceCaller {
+    /// The device.
+    pub device: DeviceRecord,
+    /// The request id.
+    pub request_id: String,
+}
+
+/// Checks a proof for a device request and audits the rejection if it fails.
+pub struct ProofCheck<'a> {
+    /// The state.
+    pub state: &'a AppState,
+    /// The device the token belongs to.
+    pub device: &'a DeviceRecord,
+    /// The token the proof must be bound to.
+    pub token: &'a str,
+    /// Request method.
+    pub method: &'a str,
+    /// Request URL.
+    pub url: String,
+    /// Source address key.
+    pub addr: &'a str,
+    /// Request id.
+    pub request_id: &'a str,
+    /// Audit action for a rejection.
+    pub action: &'static str,
+}
+
+impl ProofCheck<'_> {
+    /// Rejects with `code`: counts the failure and audits it under the device's org.
+    pub async fn reject(&self, code: ErrorCode) -> ApiError {
+        let error = fail(self.state, self.addr, Some(&self.device.org_id), code);
+        if error.code == ErrorCode::RateLimited {
+            tracing::warn!(
+                action = self.action,
+                "audit of rejected attempt skipped: org over its failure budget"
+            );
+            return error;
+        }
+        let event = AuditEvent {
+            org_id: self.device.org_id.clone(),
+            actor: format!("device:{}", self.device.id),
+            action: self.action.to_owned(),
+            target: format!("device:{}", self.device.id),
+            outcome: code.as_str().to_owned(),
+            request_id: self.request_id.to_owned(),
+            at: crate::now(),
+        };
+        match self.state.audit(event).await {
+            Ok(()) => error,
+            Err(audit_error) => audit_error,
+        }
+    }
+
+    /// Verifies `proof_header` (the `DPoP` header value, if any): signature against the
+    /// registered key, method, URL, token hash, freshness and replay.
+    pub async fn verify(&self, proof_header: Option<&str>) -> Result<(), ApiError> {
+        let Some(proof_text) = proof_header else {
+            return Err(self.reject(ErrorCode::ProofMissing).await);
+        };
+        let now = crate::now();
+        let expected = ExpectedRequest {
+            method: self.method,
+            url: &self.url,
+            token: self.token,
+            now,
+            freshness_secs: self.state.config().proof_freshness_secs,
+        };
+        let verified = match proof::verify_proof(proof_text, &self.device.identity_key, &expected) {
+            Ok(verified) => verified,
+            Err(err) => return Err(self.reject(err.into()).await),
+        };
+        if !self
+            .state
+            .replay()
+            .first_use(&self.device.id, &verified.jti, now)
+        {
+            return Err(self.reject(ErrorCode::ProofReplayed).await);
+        }
+        Ok(())
+    }
+}
+
+/// The value of the proof header, if present and text.
+pub fn proof_header(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(proof::PROOF_HEADER)
+        .and_then(|value| value.to_str().ok())
+}
+
+impl FromRequestParts<AppState> for DeviceCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let addr = address_key(&parts.extensions);
+        if state.limits().fail_addr.is_exhausted(&addr) {
+            return Err(rate_limited());
+        }
+        let text = bearer(&parts.headers, proof::AUTH_SCHEME).ok_or(ErrorCode::Unauthenticated)?;
+        let token = ParsedToken::parse(text, TokenKind::Access)
+            .map_err(|_| fail(state, &addr, None, ErrorCode::InvalidCredentials))?;
+        let hash = token.hash();
+        let found = state.blocking(move |s| s.device_token(&hash)).await?;
+        let Some((record, device)) = found else {
+            return Err(fail(state, &addr, None, ErrorCode::InvalidCredentials));
+        };
+        let request_id = request_id(&parts.extensions);
+        let check = ProofCheck {
+            state,
+            device: &device,
+            token: text,
+            method: parts.method.as_str(),
+            url: request_url(state, parts),
+            addr: &addr,
+            request_id: &request_id,
+            action: "device.auth.rejected",
+        };
+        if record.kind != DeviceTokenKind::Access {
+            return Err(fail(state, &addr, None, ErrorCode::InvalidCredentials));
+        }
+        if device.revoked_at.is_some() {
+            return Err(check.reject(ErrorCode::DeviceRevoked).await);
+        }
+        if record.revoked_at.is_some() || record.expires_at <= crate::now() {
+            return Err(check.reject(ErrorCode::InvalidCredentials).await);
+        }
+        check.verify(proof_header(&parts.headers)).await?;
+        drop(check);
+        Ok(Self { device, request_id })
+    }
+}

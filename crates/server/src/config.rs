@@ -1,0 +1,73 @@
+//! Server configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Limits on enrollment and on authentication failures, as token buckets refilled per minute
+/// (the burst equals the per-minute figure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Enrollment attempts per org per minute.
+    pub enrollments_per_org: u32,
+    /// Enrollment attempts per source address per minute.
+    pub enrollments_per_address: u32,
+    /// Failed authentications per org per minute.
+    pub auth_failures_per_org: u32,
+    /// Failed authentications per source address per minute.
+    pub auth_failures_per_address: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            enrollments_per_org: 600,
+            enrollments_per_address: 600,
+            auth_failures_per_org: 300,
+            auth_failures_per_address: 60,
+        }
+    }
+}
+
+/// How to run a server. Build with [`ServerConfig::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data folder prepared by [`crate::init`].
+    pub data_dir: PathBuf,
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Certificate chain PEM; `<data>/tls/cert.pem` when absent.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key PEM; `<data>/tls/key.pem` when absent.
+    pub tls_key: Option<PathBuf>,
+    /// Public base URL (`https://api.example.com`) that device proofs must name; when absent
+    /// the request's own authority is used.
+    pub public_url: Option<String>,
+    /// Lifetime of device access tokens, seconds.
+    pub access_token_ttl_secs: i64,
+    /// Lifetime of device refresh tokens, seconds.
+    pub refresh_token_ttl_secs: i64,
+    /// Allowed clock difference for proofs, seconds.
+    pub proof_freshness_secs: i64,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// Number of read-only SQLite connections.
+    pub sqlite_readers: usize,
+}
+
+impl ServerConfig {
+    /// Defaults: 15-minute access tokens, 30-day refresh tokens, ±60 s proof window.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen,
+            tls_cert: None,
+            tls_key: None,
+            public_url: None,
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            proof_freshness_secs: edgekeep_protocol::proof::DEFAULT_FRESHNESS_SECS,
+            rate_limits: RateLimits::default(),
+            sqlite_readers: 4,
+        }
+    }
+}

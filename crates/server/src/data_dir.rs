@@ -1,0 +1,243 @@
+//! The data folder: layout, `init`, and creating orgs (an operator action, not an API call).
+//!
+//! ```text
+//! <data>/edgekeep.db        SQLite database (WAL)
+//! <data>/server.key         server secret (0600)
+//! <data>/tls/ca.pem         development CA clients trust (generated at init)
+//! <data>/tls/cert.pem       server certificate chain
+//! <data>/tls/key.pem        server private key (0600)
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use edgekeep_protocol::api::{Role, valid_name};
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::error::ServerError;
+use crate::storage::{ApiKeyRecord, AuditEvent, MemberRecord, OrgRecord, SqliteStorage, Storage};
+use edgekeep_protocol::token::{MintedToken, TokenKind};
+
+/// Paths inside a data folder.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// The folder at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The database file.
+    pub fn database(&self) -> PathBuf {
+        self.root.join("edgekeep.db")
+    }
+
+    /// The server secret file.
+    pub fn secret(&self) -> PathBuf {
+        self.root.join("server.key")
+    }
+
+    /// The development CA certificate.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("tls").join("ca.pem")
+    }
+
+    /// The server certificate chain.
+    pub fn cert(&self) -> PathBuf {
+        self.root.join("tls").join("cert.pem")
+    }
+
+    /// The server private key.
+    pub fn key(&self) -> PathBuf {
+        self.root.join("tls").join("key.pem")
+    }
+
+    /// Opens the database of an initialized folder.
+    pub fn open_storage(&self, readers: usize) -> Result<SqliteStorage, ServerError> {
+        if !self.database().exists() {
+            return Err(ServerError::NotInitialized);
+        }
+        Ok(SqliteStorage::open(&self.database(), readers)?)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ServerError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(ServerError::io("creating a private file"))?;
+    file.write_all(bytes)
+        .map_err(ServerError::io("writing a private file"))
+}
+
+/// A newly created org and the one-time secret of its first Owner's API key.
+pub struct OrgCreated {
+    /// Org id.
+    pub org_id: String,
+    /// The first Owner's member id.
+    pub owner_member_id: String,
+    /// The Owner's API key id.
+    pub owner_key_id: String,
+    /// The Owner's API key secret (`ek_...`). Shown once; only its hash is stored.
+    pub owner_api_key: String,
+}
+
+impl std::fmt::Debug for OrgCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrgCreated")
+            .field("org_id", &self.org_id)
+            .field("owner_member_id", &self.owner_member_id)
+            .field("owner_key_id", &self.owner_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random_id(rng: &SystemRandom, prefix: &str) -> Result<String, ServerError> {
+    let mut bytes = [0u8; 12];
+    rng.fill(&mut bytes).map_err(|_| ServerError::Random)?;
+    Ok(format!(
+        "{prefix}_{}",
+        edgekeep_protocol::b64_encode(&bytes)
+    ))
+}
+
+/// Creates an org with an Owner member and that Owner's first API key, audited as `system`.
+pub fn create_org_in(storage: &dyn Storage, name: &str) -> Result<OrgCreated, ServerError> {
+    if !valid_name(name) {
+        return Err(ServerError::InvalidArgument(
+            "org name must be 1 to 100 characters",
+        ));
+    }
+    let rng = SystemRandom::new();
+    let now = crate::now();
+    let org = OrgRecord {
+        id: random_id(&rng, "org")?,
+        name: name.to_owned(),
+        created_at: now,
+    };
+    let owner = MemberRecord {
+        id: random_id(&rng, "mem")?,
+        org_id: org.id.clone(),
+        name: "owner".to_owned(),
+        role: Role::Owner,
+        created_at: now,
+    };
+    let secret = MintedToken::mint(TokenKind::ApiKey, &rng).map_err(|_| ServerError::Random)?;
+    let key = ApiKeyRecord {
+        id: random_id(&rng, "key")?,
+        org_id: org.id.clone(),
+        member_id: owner.id.clone(),
+        name: "initial owner key".to_owned(),
+        prefix: format!("{}{}", TokenKind::ApiKey.prefix(), secret.lookup()),
+        hash: secret.hash(),
+        scopes: Role::Owner.permissions().to_vec(),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        replaced_by: None,
+    };
+    let request_id = random_id(&rng, "req")?;
+    let event = |action: &str, target: String| AuditEvent {
+        org_id: org.id.clone(),
+        actor: "system".to_owned(),
+        action: action.to_owned(),
+        target,
+        outcome: "ok".to_owned(),
+        request_id: request_id.clone(),
+        at: now,
+    };
+    let events = [
+        event("org.create", format!("org:{}", org.id)),
+        event("member.create.owner", format!("member:{}", owner.id)),
+        event("api_key.create", format!("api_key:{}", key.id)),
+    ];
+    storage.create_org(&org, &owner, &key, &events)?;
+    Ok(OrgCreated {
+        org_id: org.id,
+        owner_member_id: owner.id,
+        owner_key_id: key.id,
+        owner_api_key: secret.expose().to_owned(),
+    })
+}
+
+/// Creates an org in an initialized data folder (safe while the server runs: SQLite locks).
+pub fn create_org(data_dir: &Path, name: &str) -> Result<OrgCreated, ServerError> {
+    let storage = DataDir::new(data_dir).open_storage(1)?;
+    create_org_in(&storage, name)
+}
+
+/// Initializes a data folder: creates it, a development CA and server certificate, the server
+/// secret, the database, and the first org with its Owner. Fails if a database already exists.
+pub fn init(data_dir: &Path, org_name: &str) -> Result<OrgCreated, ServerError> {
+    let dir = DataDir::new(data_dir);
+    if dir.database().exists() {
+        return Err(ServerError::AlreadyInitialized);
+    }
+    if !valid_name(org_name) {
+        return Err(ServerError::InvalidArgument(
+            "org name must be 1 to 100 characters",
+        ));
+    }
+    std::fs::create_dir_all(data_dir.join("tls"))
+        .map_err(ServerError::io("creating the data folder"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(ServerError::io("restricting the data folder"))?;
+    }
+    if !dir.cert().exists() {
+        let certs = crate::tls::generate_dev_certificates()?;
+        std::fs::write(dir.ca_cert(), &certs.ca_pem)
+            .map_err(ServerError::io("writing the CA certificate"))?;
+        std::fs::write(dir.cert(), &certs.cert_pem)
+            .map_err(ServerError::io("writing the certificate"))?;
+        write_private(&dir.key(), certs.key_pem.as_bytes())?;
+    }
+    if !dir.secret().exists() {
+        let secret = crate::secret::ServerSecret::generate_bytes()?;
+        write_private(&dir.secret(), secret.as_ref())?;
+    }
+    let storage = SqliteStorage::open(&dir.database(), 1)?;
+    create_org_in(&storage, org_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_creates_everything_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("data");
+        let created = init(&root, "Acme").unwrap();
+        assert!(created.owner_api_key.starts_with("ek_"));
+        let dir = DataDir::new(&root);
+        for path in [
+            dir.database(),
+            dir.secret(),
+            dir.ca_cert(),
+            dir.cert(),
+            dir.key(),
+        ] {
+            assert!(path.exists());
+        }
+        assert!(matches!(
+            init(&root, "Again"),
+            Err(ServerError::AlreadyInitialized)
+        ));
+        let second = create_org(&root, "Other").unwrap();
+        assert_ne!(second.org_id, created.org_id);
+        assert!(!format!("{second:?}").contains(&second.owner_api_key));
+    }
+}

@@ -1,0 +1,162 @@
+//! Errors: [`ApiError`] for HTTP answers, [`ServerError`] for starting and administering.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use edgekeep_protocol::{ErrorBody, ErrorCode};
+
+use crate::storage::StorageError;
+
+/// An error answered to an API caller as `{code, message}`. Log-safe by construction: the
+/// message is fixed text chosen by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The code.
+    pub code: ErrorCode,
+    /// Human-readable explanation.
+    pub message: Cow<'static, str>,
+}
+
+impl ApiError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `bad_request` with `message`.
+    pub fn bad_request(message: &'static str) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    /// `not_found`.
+    pub fn not_found() -> Self {
+        Self::new(ErrorCode::NotFound, "no such resource in this org")
+    }
+
+    /// `forbidden` with `message`.
+    pub fn forbidden(message: &'static str) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    /// `internal`.
+    pub fn internal() -> Self {
+        Self::new(ErrorCode::Internal, "internal error")
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> Self {
+        let message = match code {
+            ErrorCode::BadRequest => "bad request",
+            ErrorCode::Unauthenticated => "credentials required",
+            ErrorCode::InvalidCredentials => "credentials are invalid, expired or revoked",
+            ErrorCode::Forbidden => "not allowed",
+            ErrorCode::NotFound => "no such resource in this org",
+            ErrorCode::Conflict => "conflicts with the current state",
+            ErrorCode::RateLimited => "too many requests, retry later",
+            ErrorCode::ProofMissing => "request proof required",
+            ErrorCode::ProofInvalid => "request proof is invalid",
+            ErrorCode::ProofUnsupportedAlgorithm => "request proof algorithm must be ES256",
+            ErrorCode::ProofMismatch => "request proof was made for another request",
+            ErrorCode::ProofStale => "request proof is too old or too new",
+            ErrorCode::ProofReplayed => "request proof was already used",
+            ErrorCode::BootstrapTokenInvalid => "bootstrap token is invalid",
+            ErrorCode::BootstrapTokenUsed => "bootstrap token was already used",
+            ErrorCode::BootstrapTokenExpired => "bootstrap token has expired",
+            ErrorCode::RefreshTokenReused => {
+                "refresh token was already used; the device's credentials are revoked"
+            }
+            ErrorCode::DeviceRevoked => "device is revoked",
+            ErrorCode::Internal => "internal error",
+        };
+        Self::new(code, message)
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
+            other => {
+                tracing::error!(error = %other, "storage failure");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(_: JsonRejection) -> Self {
+        Self::bad_request("request body is not valid JSON for this endpoint")
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(_: QueryRejection) -> Self {
+        Self::bad_request("query parameters are invalid")
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        Self::bad_request("path parameters are invalid")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            code: self.code,
+            message: self.message.into_owned(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Why the server could not be initialized, started or administered.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A file or socket operation failed.
+    #[error("I/O error while {context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The TLS configuration could not be built or loaded.
+    #[error("TLS setup failed: {0}")]
+    Tls(&'static str),
+    /// The data folder already holds a database.
+    #[error("the data folder is already initialized")]
+    AlreadyInitialized,
+    /// The data folder has not been initialized.
+    #[error("the data folder is not initialized (run `edgekeep-server init`)")]
+    NotInitialized,
+    /// The server secret file is missing or has the wrong size.
+    #[error("the server secret is invalid")]
+    BadSecret,
+    /// A name or argument is invalid.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    /// The system random generator failed.
+    #[error("random generator failed")]
+    Random,
+}
+
+impl ServerError {
+    pub(crate) fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io { context, source }
+    }
+}

@@ -1,0 +1,40 @@
+//! The edgekeep control plane: orgs, members, API keys, device enrollment and credentials, and a
+//! hash-chained audit trail, served as a versioned JSON API over HTTPS.
+//!
+//! Start it in-process with [`Server::start`]; prepare a data folder with [`init`]. Files:
+//!
+//! - [`config`]: [`ServerConfig`] and rate limits.
+//! - [`data_dir`]: the layout of the data folder, [`init`] and [`create_org`].
+//! - [`server`]: TLS listener, connection handling, [`RunningServer`].
+//! - [`api`]: the `/v1` router, handlers and the OpenAPI document.
+//! - [`auth`]: the API key and device (proof-of-possession) extractors.
+//! - [`storage`]: the [`storage::Storage`] trait and its SQLite implementation.
+//! - [`audit`]: audit chain hashing and verification.
+//! - [`ratelimit`], [`replay`]: in-memory token buckets and the proof `jti` cache.
+//! - [`secret`]: the server secret that seals per-device key-wrapping keys at rest.
+//! - [`tls`]: development certificate generation and loading.
+
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod data_dir;
+pub mod error;
+pub mod ratelimit;
+pub mod replay;
+pub mod secret;
+pub mod server;
+pub mod storage;
+pub mod tls;
+
+pub use config::{RateLimits, ServerConfig};
+pub use data_dir::{OrgCreated, create_org, init};
+pub use error::{ApiError, ServerError};
+pub use server::{RunningServer, Server};
+
+/// Current unix time in seconds.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
