@@ -1,0 +1,181 @@
+//! Shared helpers: a real server on loopback over HTTPS, API and device clients.
+#![allow(dead_code)]
+
+use edgekeep_protocol::api::{BootstrapTokenResponse, CreateBootstrapTokenRequest, EnrollRequest, EnrollResponse};
+use edgekeep_protocol::key_agreement::{EphemeralAgreement, WrappingKey};
+use edgekeep_protocol::proof::{self, ProofSigner, SoftwareDeviceKey};
+use edgekeep_protocol::{ErrorBody, ErrorCode, b64_encode};
+use edgekeep_server::{RunningServer, Server, ServerConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub struct TestServer {
+    pub server: RunningServer,
+    pub client: reqwest::Client,
+    pub base: String,
+    pub org_id: String,
+    pub owner_key: String,
+    pub data: tempfile::TempDir,
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let created = edgekeep_server::init(data.path(), "Org A").unwrap();
+        let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse().unwrap());
+        adjust(&mut config);
+        let server = Server::start(config).await.unwrap();
+        let ca = reqwest::Certificate::from_pem(server.ca_cert_pem().unwrap().as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        let base = server.base_url();
+        Self {
+            server,
+            client,
+            base,
+            org_id: created.org_id,
+            owner_key: created.owner_api_key,
+            data,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Calls the API with an API key; returns status and parsed body (Null when empty).
+    pub async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn bootstrap(&self, key: &str, group: Option<&str>) -> String {
+        let body = CreateBootstrapTokenRequest {
+            device_group: group.map(str::to_owned),
+            ttl_seconds: None,
+        };
+        let (status, value) = self
+            .call(Method::POST, "/v1/bootstrap-tokens", key, Some(serde_json::to_value(body).unwrap()))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{value}");
+        serde_json::from_value::<BootstrapTokenResponse>(value).unwrap().token
+    }
+
+    /// Sends an enrollment with a correct proof; returns the raw response.
+    pub async fn enroll_raw(&self, org_id: &str, bootstrap: &str, key: &SoftwareDeviceKey, agreement: &EphemeralAgreement) -> reqwest::Response {
+        let url = self.url("/v1/device/enroll");
+        let proof = proof::build_proof(key, "POST", &url, bootstrap, now()).unwrap();
+        let body = EnrollRequest {
+            org_id: org_id.to_owned(),
+            bootstrap_token: bootstrap.to_owned(),
+            identity_public_key: b64_encode(&key.public_key()),
+            agreement_public_key: b64_encode(agreement.public_key()),
+        };
+        self.client.post(url).header(proof::PROOF_HEADER, proof).json(&body).send().await.unwrap()
+    }
+
+    pub async fn enroll(&self, org_id: &str, bootstrap: &str) -> Device {
+        let (key, _) = SoftwareDeviceKey::generate().unwrap();
+        let agreement = EphemeralAgreement::generate().unwrap();
+        let response = self.enroll_raw(org_id, bootstrap, &key, &agreement).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let enrolled: EnrollResponse = response.json().await.unwrap();
+        let server_public = edgekeep_protocol::b64_decode(&enrolled.server_agreement_public_key).unwrap();
+        let kwk = agreement.derive(&server_public, &enrolled.org_id, &enrolled.device_id).unwrap();
+        Device {
+            key,
+            id: enrolled.device_id,
+            org_id: enrolled.org_id,
+            access: enrolled.credentials.access_token,
+            refresh: enrolled.credentials.refresh_token,
+            kwk,
+        }
+    }
+
+    /// A device GET with a correct, fresh proof.
+    pub async fn device_get(&self, device: &Device, path: &str) -> reqwest::Response {
+        let url = self.url(path);
+        let proof = proof::build_proof(&device.key, "GET", &url, &device.access, now()).unwrap();
+        self.device_request(Method::GET, path, &device.access, Some(&proof)).await
+    }
+
+    /// A device request with an explicit token and proof.
+    pub async fn device_request(&self, method: Method, path: &str, token: &str, proof: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("authorization", format!("DPoP {token}"));
+        if let Some(proof) = proof {
+            request = request.header(proof::PROOF_HEADER, proof);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Refreshes with a correct proof; returns the raw response.
+    pub async fn refresh_raw(&self, device: &Device, refresh_token: &str) -> reqwest::Response {
+        let url = self.url("/v1/device/refresh");
+        let proof = proof::build_proof(&device.key, "POST", &url, refresh_token, now()).unwrap();
+        self.client
+            .post(url)
+            .header(proof::PROOF_HEADER, proof)
+            .json(&serde_json::json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Every audit entry of the org the key belongs to.
+    pub async fn audit(&self, key: &str) -> Vec<edgekeep_protocol::api::AuditEntry> {
+        let response = self.client.get(self.url("/v1/audit")).bearer_auth(key).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+pub struct Device {
+    pub key: SoftwareDeviceKey,
+    pub id: String,
+    pub org_id: String,
+    pub access: String,
+    pub refresh: String,
+    pub kwk: WrappingKey,
+}
+
+/// Asserts a response is the given error code with its status.
+pub async fn assert_error(response: reqwest::Response, code: ErrorCode) {
+    let status = response.status();
+    let body: ErrorBody = response.json().await.unwrap();
+    assert_eq!(body.code, code, "expected {code}, got {} ({status})", body.code);
+    assert_eq!(status.as_u16(), code.http_status());
+}

@@ -1,0 +1,59 @@
+//! Enrollment end to end: credentials work, the key-wrapping key agrees on both sides and is
+//! stored sealed, the OpenAPI document is served.
+
+mod common;
+
+use common::{TestServer, assert_error};
+use edgekeep_protocol::ErrorCode;
+use edgekeep_protocol::api::DeviceInfo;
+use edgekeep_server::data_dir::DataDir;
+use edgekeep_server::secret::{ServerSecret, kwk_context};
+use reqwest::StatusCode;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolled_device_authenticates_and_shares_a_wrapping_key() {
+    let t = TestServer::start().await;
+    let bootstrap = t.bootstrap(&t.owner_key, Some("beta")).await;
+    let device = t.enroll(&t.org_id, &bootstrap).await;
+
+    let response = t.device_get(&device, "/v1/device/me").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-request-id"));
+    let me: DeviceInfo = response.json().await.unwrap();
+    assert_eq!(me.id, device.id);
+    assert_eq!(me.device_group.as_deref(), Some("beta"));
+
+    let stored = t.server.storage().device(&t.org_id, &device.id).unwrap().unwrap();
+    assert!(!stored.sealed_kwk.windows(32).any(|w| w == device.kwk.as_bytes()));
+    let secret = ServerSecret::from_bytes(&std::fs::read(DataDir::new(t.data.path()).secret()).unwrap()).unwrap();
+    let opened = secret.open(&kwk_context(&t.org_id, &device.id), &stored.sealed_kwk).unwrap();
+    assert_eq!(opened.as_slice(), device.kwk.as_bytes());
+
+    let refreshed = t.refresh_raw(&device, &device.refresh).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_typed_json_and_openapi_is_served() {
+    let t = TestServer::start().await;
+    let response = t.client.get(t.url("/v1/no-such-thing")).send().await.unwrap();
+    assert_error(response, ErrorCode::NotFound).await;
+    let response = t.client.get(t.url("/v1/org")).send().await.unwrap();
+    assert_error(response, ErrorCode::Unauthenticated).await;
+    let response = t
+        .client
+        .post(t.url("/v1/bootstrap-tokens"))
+        .bearer_auth(&t.owner_key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, ErrorCode::BadRequest).await;
+
+    let doc: serde_json::Value = t.client.get(t.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for path in ["/v1/device/enroll", "/v1/api-keys/{id}/rotate", "/v1/audit", "/v1/bootstrap-tokens"] {
+        assert!(paths.contains_key(path), "{path} missing from OpenAPI");
+    }
+}
