@@ -23,10 +23,24 @@ async fn enrolled_device_authenticates_and_shares_a_wrapping_key() {
     assert_eq!(me.id, device.id);
     assert_eq!(me.device_group.as_deref(), Some("beta"));
 
-    let stored = t.server.storage().device(&t.org_id, &device.id).unwrap().unwrap();
-    assert!(!stored.sealed_kwk.windows(32).any(|w| w == device.kwk.as_bytes()));
-    let secret = ServerSecret::from_bytes(&std::fs::read(DataDir::new(t.data.path()).secret()).unwrap()).unwrap();
-    let opened = secret.open(&kwk_context(&t.org_id, &device.id), &stored.sealed_kwk).unwrap();
+    let stored = t
+        .server
+        .storage()
+        .device(&t.org_id, &device.id)
+        .unwrap()
+        .unwrap();
+    assert!(
+        !stored
+            .sealed_kwk
+            .windows(32)
+            .any(|w| w == device.kwk.as_bytes())
+    );
+    let secret =
+        ServerSecret::from_bytes(&std::fs::read(DataDir::new(t.data.path()).secret()).unwrap())
+            .unwrap();
+    let opened = secret
+        .open(&kwk_context(&t.org_id, &device.id), &stored.sealed_kwk)
+        .unwrap();
     assert_eq!(opened.as_slice(), device.kwk.as_bytes());
 
     let refreshed = t.refresh_raw(&device, &device.refresh).await;
@@ -36,7 +50,12 @@ async fn enrolled_device_authenticates_and_shares_a_wrapping_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_are_typed_json_and_openapi_is_served() {
     let t = TestServer::start().await;
-    let response = t.client.get(t.url("/v1/no-such-thing")).send().await.unwrap();
+    let response = t
+        .client
+        .get(t.url("/v1/no-such-thing"))
+        .send()
+        .await
+        .unwrap();
     assert_error(response, ErrorCode::NotFound).await;
     let response = t.client.get(t.url("/v1/org")).send().await.unwrap();
     assert_error(response, ErrorCode::Unauthenticated).await;
@@ -51,9 +70,22 @@ async fn errors_are_typed_json_and_openapi_is_served() {
         .unwrap();
     assert_error(response, ErrorCode::BadRequest).await;
 
-    let doc: serde_json::Value = t.client.get(t.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = t
+        .client
+        .get(t.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let paths = doc["paths"].as_object().unwrap();
-    for path in ["/v1/device/enroll", "/v1/api-keys/{id}/rotate", "/v1/audit", "/v1/bootstrap-tokens"] {
+    for path in [
+        "/v1/device/enroll",
+        "/v1/api-keys/{id}/rotate",
+        "/v1/audit",
+        "/v1/bootstrap-tokens",
+    ] {
         assert!(paths.contains_key(path), "{path} missing from OpenAPI");
     }
 }

@@ -1,7 +1,9 @@
 //! Shared helpers: a real server on loopback over HTTPS, API and device clients.
 #![allow(dead_code)]
 
-use edgekeep_protocol::api::{BootstrapTokenResponse, CreateBootstrapTokenRequest, EnrollRequest, EnrollResponse};
+use edgekeep_protocol::api::{
+    BootstrapTokenResponse, CreateBootstrapTokenRequest, EnrollRequest, EnrollResponse,
+};
 use edgekeep_protocol::key_agreement::{EphemeralAgreement, WrappingKey};
 use edgekeep_protocol::proof::{self, ProofSigner, SoftwareDeviceKey};
 use edgekeep_protocol::{ErrorBody, ErrorCode, b64_encode};
@@ -58,7 +60,13 @@ impl TestServer {
     }
 
     /// Calls the API with an API key; returns status and parsed body (Null when empty).
-    pub async fn call(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
         if let Some(body) = body {
             request = request.json(&body);
@@ -80,14 +88,27 @@ impl TestServer {
             ttl_seconds: None,
         };
         let (status, value) = self
-            .call(Method::POST, "/v1/bootstrap-tokens", key, Some(serde_json::to_value(body).unwrap()))
+            .call(
+                Method::POST,
+                "/v1/bootstrap-tokens",
+                key,
+                Some(serde_json::to_value(body).unwrap()),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{value}");
-        serde_json::from_value::<BootstrapTokenResponse>(value).unwrap().token
+        serde_json::from_value::<BootstrapTokenResponse>(value)
+            .unwrap()
+            .token
     }
 
     /// Sends an enrollment with a correct proof; returns the raw response.
-    pub async fn enroll_raw(&self, org_id: &str, bootstrap: &str, key: &SoftwareDeviceKey, agreement: &EphemeralAgreement) -> reqwest::Response {
+    pub async fn enroll_raw(
+        &self,
+        org_id: &str,
+        bootstrap: &str,
+        key: &SoftwareDeviceKey,
+        agreement: &EphemeralAgreement,
+    ) -> reqwest::Response {
         let url = self.url("/v1/device/enroll");
         let proof = proof::build_proof(key, "POST", &url, bootstrap, now()).unwrap();
         let body = EnrollRequest {
@@ -96,7 +117,13 @@ impl TestServer {
             identity_public_key: b64_encode(&key.public_key()),
             agreement_public_key: b64_encode(agreement.public_key()),
         };
-        self.client.post(url).header(proof::PROOF_HEADER, proof).json(&body).send().await.unwrap()
+        self.client
+            .post(url)
+            .header(proof::PROOF_HEADER, proof)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn enroll(&self, org_id: &str, bootstrap: &str) -> Device {
@@ -105,8 +132,11 @@ impl TestServer {
         let response = self.enroll_raw(org_id, bootstrap, &key, &agreement).await;
         assert_eq!(response.status(), StatusCode::OK);
         let enrolled: EnrollResponse = response.json().await.unwrap();
-        let server_public = edgekeep_protocol::b64_decode(&enrolled.server_agreement_public_key).unwrap();
-        let kwk = agreement.derive(&server_public, &enrolled.org_id, &enrolled.device_id).unwrap();
+        let server_public =
+            edgekeep_protocol::b64_decode(&enrolled.server_agreement_public_key).unwrap();
+        let kwk = agreement
+            .derive(&server_public, &enrolled.org_id, &enrolled.device_id)
+            .unwrap();
         Device {
             key,
             id: enrolled.device_id,
@@ -121,11 +151,18 @@ impl TestServer {
     pub async fn device_get(&self, device: &Device, path: &str) -> reqwest::Response {
         let url = self.url(path);
         let proof = proof::build_proof(&device.key, "GET", &url, &device.access, now()).unwrap();
-        self.device_request(Method::GET, path, &device.access, Some(&proof)).await
+        self.device_request(Method::GET, path, &device.access, Some(&proof))
+            .await
     }
 
     /// A device request with an explicit token and proof.
-    pub async fn device_request(&self, method: Method, path: &str, token: &str, proof: Option<&str>) -> reqwest::Response {
+    pub async fn device_request(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        proof: Option<&str>,
+    ) -> reqwest::Response {
         let mut request = self
             .client
             .request(method, self.url(path))
@@ -151,7 +188,13 @@ impl TestServer {
 
     /// Every audit entry of the org the key belongs to.
     pub async fn audit(&self, key: &str) -> Vec<edgekeep_protocol::api::AuditEntry> {
-        let response = self.client.get(self.url("/v1/audit")).bearer_auth(key).send().await.unwrap();
+        let response = self
+            .client
+            .get(self.url("/v1/audit"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response
             .text()
@@ -176,6 +219,10 @@ pub struct Device {
 pub async fn assert_error(response: reqwest::Response, code: ErrorCode) {
     let status = response.status();
     let body: ErrorBody = response.json().await.unwrap();
-    assert_eq!(body.code, code, "expected {code}, got {} ({status})", body.code);
+    assert_eq!(
+        body.code, code,
+        "expected {code}, got {} ({status})",
+        body.code
+    );
     assert_eq!(status.as_u16(), code.http_status());
 }
