@@ -20,9 +20,6 @@ pub enum StorageError {
     /// The change conflicts with the current state (lost a race, last Owner, ...).
     #[error("conflict: {0}")]
     Conflict(&'static str),
-    /// A stored value could not be decoded.
-    #[error("stored value is invalid: {0}")]
-    Corrupt(&'static str),
     /// The database schema is newer than this binary understands.
     #[error("database schema version {0} is newer than supported")]
     SchemaTooNew(i64),

@@ -1,0 +1,228 @@
+//! Load generator: enrollments per second and authenticated requests per second against an
+//! in-process server on loopback over HTTPS (client and server share the machine).
+//!
+//! ```text
+//! cargo run --release -p edgekeep-server --example loadgen -- --enrollments 500 --seconds 5 --concurrency 16
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use edgekeep_protocol::api::{BootstrapTokenResponse, EnrollRequest, EnrollResponse};
+use edgekeep_protocol::key_agreement::EphemeralAgreement;
+use edgekeep_protocol::proof::{self, ProofSigner, SoftwareDeviceKey};
+use edgekeep_server::{RateLimits, Server, ServerConfig};
+use tokio::sync::Mutex;
+
+#[derive(Parser)]
+struct Args {
+    /// Number of devices to enroll.
+    #[arg(long, default_value_t = 500)]
+    enrollments: usize,
+    /// Duration of each authenticated-request phase, seconds.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent client tasks.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+}
+
+struct Device {
+    key: SoftwareDeviceKey,
+    access: String,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p) as usize]
+}
+
+fn report(name: &str, count: usize, elapsed: Duration, mut latencies: Vec<Duration>) {
+    latencies.sort();
+    println!(
+        "{name}: {count} in {:.2}s = {:.0}/s (p50 {:.2} ms, p99 {:.2} ms)",
+        elapsed.as_secs_f64(),
+        count as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let data = tempfile::tempdir()?;
+    let created = edgekeep_server::init(data.path(), "loadgen")?;
+    let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse()?);
+    config.rate_limits = RateLimits {
+        enrollments_per_org: u32::MAX / 2,
+        enrollments_per_address: u32::MAX / 2,
+        ..RateLimits::default()
+    };
+    let server = Server::start(config).await?;
+    let ca = reqwest::Certificate::from_pem(server.ca_cert_pem().unwrap_or_default().as_bytes())?;
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(ca)
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let base = server.base_url();
+    let owner_key = created.owner_api_key.clone();
+
+    let mut tokens = Vec::with_capacity(args.enrollments);
+    for _ in 0..args.enrollments {
+        let minted: BootstrapTokenResponse = client
+            .post(format!("{base}/v1/bootstrap-tokens"))
+            .bearer_auth(&owner_key)
+            .json(&serde_json::json!({}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        tokens.push(minted.token);
+    }
+
+    let queue = Arc::new(Mutex::new(tokens));
+    let devices = Arc::new(Mutex::new(Vec::with_capacity(args.enrollments)));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (queue, devices, latencies, client, base, org) = (
+            queue.clone(),
+            devices.clone(),
+            latencies.clone(),
+            client.clone(),
+            base.clone(),
+            created.org_id.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(bootstrap) = queue.lock().await.pop() else {
+                    break;
+                };
+                let (key, _) = SoftwareDeviceKey::generate().expect("key");
+                let agreement = EphemeralAgreement::generate().expect("agreement");
+                let url = format!("{base}/v1/device/enroll");
+                let began = Instant::now();
+                let proof =
+                    proof::build_proof(&key, "POST", &url, &bootstrap, now()).expect("proof");
+                let body = EnrollRequest {
+                    org_id: org.clone(),
+                    bootstrap_token: bootstrap,
+                    identity_public_key: edgekeep_protocol::b64_encode(&key.public_key()),
+                    agreement_public_key: edgekeep_protocol::b64_encode(agreement.public_key()),
+                };
+                let response = client
+                    .post(&url)
+                    .header(proof::PROOF_HEADER, proof)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send");
+                assert!(
+                    response.status().is_success(),
+                    "enroll failed: {}",
+                    response.status()
+                );
+                let enrolled: EnrollResponse = response.json().await.expect("json");
+                latencies.lock().await.push(began.elapsed());
+                devices.lock().await.push(Device {
+                    key,
+                    access: enrolled.credentials.access_token,
+                });
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let elapsed = start.elapsed();
+    report(
+        "enrollments",
+        args.enrollments,
+        elapsed,
+        std::mem::take(&mut *latencies.lock().await),
+    );
+
+    let devices: Arc<Vec<Device>> = Arc::new(std::mem::take(&mut *devices.lock().await));
+    for phase in [
+        "device requests (GET /v1/device/me, DPoP proof)",
+        "API key requests (GET /v1/org)",
+    ] {
+        let count = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs(args.seconds);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for worker in 0..args.concurrency {
+            let (devices, count, client, base, key, latencies) = (
+                devices.clone(),
+                count.clone(),
+                client.clone(),
+                base.clone(),
+                owner_key.clone(),
+                latencies.clone(),
+            );
+            let device_phase = phase.starts_with("device");
+            tasks.push(tokio::spawn(async move {
+                let mut local = Vec::new();
+                let mut i = worker;
+                while Instant::now() < deadline {
+                    let began = Instant::now();
+                    let response = if device_phase {
+                        let device = &devices[i % devices.len()];
+                        let url = format!("{base}/v1/device/me");
+                        let proof =
+                            proof::build_proof(&device.key, "GET", &url, &device.access, now())
+                                .expect("proof");
+                        client
+                            .get(&url)
+                            .header("authorization", format!("DPoP {}", device.access))
+                            .header(proof::PROOF_HEADER, proof)
+                            .send()
+                            .await
+                    } else {
+                        client
+                            .get(format!("{base}/v1/org"))
+                            .bearer_auth(&key)
+                            .send()
+                            .await
+                    };
+                    let response = response.expect("send");
+                    assert!(
+                        response.status().is_success(),
+                        "request failed: {}",
+                        response.status()
+                    );
+                    let _ = response.bytes().await;
+                    local.push(began.elapsed());
+                    count.fetch_add(1, Ordering::Relaxed);
+                    i += 7;
+                }
+                latencies.lock().await.extend(local);
+            }));
+        }
+        for task in tasks {
+            task.await?;
+        }
+        report(
+            phase,
+            count.load(Ordering::Relaxed) as usize,
+            start.elapsed(),
+            std::mem::take(&mut *latencies.lock().await),
+        );
+    }
+    server.shutdown().await;
+    Ok(())
+}
