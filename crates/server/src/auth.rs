@@ -184,12 +184,26 @@ impl FromRequestParts<AppState> for ApiCaller {
         };
         let expired = key.expires_at.is_some_and(|at| at <= now);
         if key.revoked_at.is_some() || expired {
-            return Err(fail(
+            let error = fail(
                 state,
                 &addr,
                 Some(&key.org_id),
                 ErrorCode::InvalidCredentials,
-            ));
+            );
+            if error.code == ErrorCode::RateLimited {
+                return Err(error);
+            }
+            let event = AuditEvent {
+                org_id: key.org_id.clone(),
+                actor: format!("api_key:{}", key.id),
+                action: "api_key.auth.rejected".to_owned(),
+                target: format!("api_key:{}", key.id),
+                outcome: if expired { "expired" } else { "revoked" }.to_owned(),
+                request_id: request_id(&parts.extensions),
+                at: now,
+            };
+            state.audit(event).await?;
+            return Err(error);
         }
         if state.should_touch_key(&key.id, now) {
             let key_id = key.id.clone();

@@ -92,10 +92,7 @@ pub async fn enroll(
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
     let limits = state.limits();
-    if limits.fail_addr.is_exhausted(&ctx.addr)
-        || !limits.enroll_addr.try_acquire(&ctx.addr)
-        || !limits.enroll_org.try_acquire(&body.org_id)
-    {
+    if limits.fail_addr.is_exhausted(&ctx.addr) || !limits.enroll_addr.try_acquire(&ctx.addr) {
         return Err(ErrorCode::RateLimited.into());
     }
     let token = ParsedToken::parse(&body.bootstrap_token, TokenKind::Bootstrap)
@@ -113,6 +110,10 @@ pub async fn enroll(
         .blocking(move |s| s.bootstrap_token(&hash))
         .await?
         .ok_or_else(|| fail(&state, &ctx.addr, None, ErrorCode::BootstrapTokenInvalid))?;
+    // Charged to the token's org, not the claimed one, so nobody can spend another org's budget.
+    if !limits.enroll_org.try_acquire(&bootstrap.org_id) {
+        return Err(ErrorCode::RateLimited.into());
+    }
 
     let now = crate::now();
     let device = DeviceRecord {
