@@ -51,6 +51,29 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::BadRequest,
+        Self::Unauthenticated,
+        Self::InvalidCredentials,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::Conflict,
+        Self::RateLimited,
+        Self::ProofMissing,
+        Self::ProofInvalid,
+        Self::ProofUnsupportedAlgorithm,
+        Self::ProofMismatch,
+        Self::ProofStale,
+        Self::ProofReplayed,
+        Self::BootstrapTokenInvalid,
+        Self::BootstrapTokenUsed,
+        Self::BootstrapTokenExpired,
+        Self::RefreshTokenReused,
+        Self::DeviceRevoked,
+        Self::Internal,
+    ];
+
     /// The HTTP status the server answers with for this code.
     pub fn http_status(self) -> u16 {
         match self {
@@ -126,12 +149,7 @@ mod tests {
 
     #[test]
     fn wire_name_matches_serde() {
-        for code in [
-            ErrorCode::BadRequest,
-            ErrorCode::ProofUnsupportedAlgorithm,
-            ErrorCode::RefreshTokenReused,
-            ErrorCode::Internal,
-        ] {
+        for &code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

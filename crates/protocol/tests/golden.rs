@@ -1,0 +1,146 @@
+//! Golden files for the wire format: a change to any of them shows in review and must be
+//! deliberate, because devices in the field speak the old format.
+//! Regenerate with `UPDATE_GOLDEN=1 cargo test -p edgekeep-protocol --test golden`.
+
+use std::path::PathBuf;
+
+use edgekeep_protocol::ErrorCode;
+use edgekeep_protocol::api::{
+    AuditEntry, DeviceCredentials, EnrollRequest, EnrollResponse, Permission, Role,
+};
+use edgekeep_protocol::proof::{
+    self, ExpectedRequest, ProofClaims, ProofError, ProofHeader, ProofSigner, SoftwareDeviceKey,
+};
+use serde_json::{Value, json};
+
+fn golden(name: &str, actual: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing; run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(expected, actual, "wire format of {name} changed");
+}
+
+#[test]
+fn error_codes_roles_and_permissions() {
+    let codes: Vec<Value> = ErrorCode::ALL
+        .iter()
+        .map(|c| json!({ "code": c, "status": c.http_status() }))
+        .collect();
+    let roles: Vec<Value> = [Role::Member, Role::Admin, Role::Owner]
+        .iter()
+        .map(|r| json!({ "role": r, "permissions": r.permissions() }))
+        .collect();
+    let doc = json!({ "error_codes": codes, "roles": roles, "permissions": Permission::ALL });
+    golden("codes.json", &serde_json::to_string_pretty(&doc).unwrap());
+}
+
+#[test]
+fn enrollment_and_audit_bodies() {
+    let enroll = EnrollRequest {
+        org_id: "org_AAAAAAAAAAAAAAAA".into(),
+        bootstrap_token: "ekb_lookuplookupsecret".into(),
+        identity_public_key: "BPUB".into(),
+        agreement_public_key: "XPUB".into(),
+    };
+    let response = EnrollResponse {
+        device_id: "dev_AAAAAAAAAAAAAAAA".into(),
+        org_id: "org_AAAAAAAAAAAAAAAA".into(),
+        device_group: Some("beta".into()),
+        server_agreement_public_key: "SPUB".into(),
+        credentials: DeviceCredentials {
+            access_token: "eka_x".into(),
+            access_expires_at: 1_700_000_900,
+            refresh_token: "ekr_x".into(),
+            refresh_expires_at: 1_702_592_000,
+        },
+    };
+    let entry = AuditEntry {
+        seq: 7,
+        at: 1_700_000_000,
+        org_id: "org_AAAAAAAAAAAAAAAA".into(),
+        actor: "member:mem_A".into(),
+        action: "api_key.rotate".into(),
+        target: "api_key:key_A->api_key:key_B".into(),
+        outcome: "ok".into(),
+        request_id: "req_A".into(),
+        prev_hash: "00".into(),
+        hash: "11".into(),
+    };
+    let doc =
+        json!({ "enroll_request": enroll, "enroll_response": response, "audit_entry": entry });
+    golden("bodies.json", &serde_json::to_string_pretty(&doc).unwrap());
+}
+
+struct FixedSigner;
+
+impl ProofSigner for FixedSigner {
+    fn public_key(&self) -> Vec<u8> {
+        vec![4; 65]
+    }
+    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, ProofError> {
+        Ok(vec![0xAB; 64])
+    }
+}
+
+#[test]
+fn proof_encoding() {
+    let header = ProofHeader {
+        typ: proof::PROOF_TYP.into(),
+        alg: proof::ALG_ES256.into(),
+    };
+    let claims = ProofClaims {
+        htm: "GET".into(),
+        htu: "https://127.0.0.1:8443/v1/device/me".into(),
+        iat: 1_700_000_000,
+        jti: "AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        ath: edgekeep_protocol::token::access_token_hash_claim("eka_example"),
+    };
+    let text = proof::sign_parts(&FixedSigner, &header, &claims).unwrap();
+    golden("proof_encoding.txt", &format!("{text}\n"));
+}
+
+/// A proof made once with a fixed key must keep verifying in every later version.
+#[test]
+fn recorded_proof_still_verifies() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/recorded_proof.json");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let (key, pkcs8) = SoftwareDeviceKey::generate().unwrap();
+        let proof = proof::build_proof(
+            &key,
+            "POST",
+            "https://api.example.com/v1/device/refresh",
+            "ekr_example",
+            1_700_000_000,
+        )
+        .unwrap();
+        let doc = json!({
+            "public_key": edgekeep_protocol::b64_encode(&key.public_key()),
+            "pkcs8_for_tests_only": edgekeep_protocol::b64_encode(&pkcs8),
+            "proof": proof,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    }
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let public_key = edgekeep_protocol::b64_decode(doc["public_key"].as_str().unwrap()).unwrap();
+    let expected = ExpectedRequest {
+        method: "POST",
+        url: "https://api.example.com/v1/device/refresh?ignored=1",
+        token: "ekr_example",
+        now: 1_700_000_030,
+        freshness_secs: proof::DEFAULT_FRESHNESS_SECS,
+    };
+    let verified =
+        proof::verify_proof(doc["proof"].as_str().unwrap(), &public_key, &expected).unwrap();
+    assert_eq!(verified.iat, 1_700_000_000);
+    let signer = SoftwareDeviceKey::from_pkcs8(
+        &edgekeep_protocol::b64_decode(doc["pkcs8_for_tests_only"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(signer.public_key(), public_key);
+}
