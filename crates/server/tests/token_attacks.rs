@@ -439,3 +439,83 @@ async fn auth_failures_and_enrollments_are_rate_limited() {
         .await;
     assert_error(response, ErrorCode::RateLimited).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_enrollments_with_one_token_yield_one_device() {
+    let t = std::sync::Arc::new(TestServer::start().await);
+    let bootstrap = t.bootstrap(&t.owner_key, None).await;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (t, bootstrap) = (t.clone(), bootstrap.clone());
+        tasks.push(tokio::spawn(async move {
+            let (key, _) = SoftwareDeviceKey::generate().unwrap();
+            let agreement = EphemeralAgreement::generate().unwrap();
+            t.enroll_raw(&t.org_id, &bootstrap, &key, &agreement)
+                .await
+                .status()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED)
+    );
+    let (_, devices) = t.call(Method::GET, "/v1/devices", &t.owner_key, None).await;
+    assert_eq!(devices.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_refreshes_with_one_token_rotate_once_then_revoke() {
+    let t = std::sync::Arc::new(TestServer::start().await);
+    let bootstrap = t.bootstrap(&t.owner_key, None).await;
+    let device = std::sync::Arc::new(t.enroll(&t.org_id, &bootstrap).await);
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (t, device) = (t.clone(), device.clone());
+        tasks.push(tokio::spawn(async move {
+            let response = t.refresh_raw(&device, &device.refresh).await;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (status, body)
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let rotated = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(rotated, 1, "{results:?}");
+    // The first repeat revokes the family; later repeats find it revoked.
+    let codes: Vec<&str> = results
+        .iter()
+        .filter(|(s, _)| *s != StatusCode::OK)
+        .map(|(_, body)| body["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"refresh_token_reused"), "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == "refresh_token_reused" || *c == "invalid_credentials")
+    );
+    // Racing uses of one refresh token count as reuse: the rotated credentials die too.
+    let winner = &results
+        .iter()
+        .find(|(s, _)| *s == StatusCode::OK)
+        .unwrap()
+        .1;
+    let new_refresh = winner["refresh_token"].as_str().unwrap();
+    assert_error(
+        t.refresh_raw(&device, new_refresh).await,
+        ErrorCode::InvalidCredentials,
+    )
+    .await;
+}
