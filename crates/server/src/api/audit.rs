@@ -13,7 +13,7 @@ use crate::error::ApiError;
 
 /// Exports the org's audit entries with `from <= at < to` as JSON Lines (one
 /// [`edgekeep_protocol::api::AuditEntry`] per line). The export itself is audited.
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditRange),
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("api_key" = [])), params(AuditRange),
     responses((status = 200, description = "JSON Lines of AuditEntry", content_type = "application/jsonl"), (status = 403, body = edgekeep_protocol::ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
@@ -40,7 +40,7 @@ pub async fn export(
 }
 
 /// Verifies the org's audit chain and reports where it first breaks.
-#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit",
+#[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("api_key" = [])),
     responses((status = 200, body = AuditVerification), (status = 403, body = edgekeep_protocol::ErrorBody)))]
 pub async fn verify(
     State(state): State<AppState>,

@@ -84,7 +84,7 @@ fn device_event(
 /// Enrolls a device with a bootstrap token. The `DPoP` proof must be signed by the identity key
 /// in the body and bound (`ath`) to the bootstrap token. Rejections with a known token are
 /// audited under the token's org.
-#[utoipa::path(post, path = "/v1/device/enroll", tag = "device", request_body = EnrollRequest,
+#[utoipa::path(post, path = "/v1/device/enroll", tag = "device", security(("device_proof" = [])), request_body = EnrollRequest,
     responses((status = 200, body = EnrollResponse), (status = 401, body = edgekeep_protocol::ErrorBody), (status = 429, body = edgekeep_protocol::ErrorBody)))]
 pub async fn enroll(
     State(state): State<AppState>,
@@ -187,7 +187,7 @@ pub async fn enroll(
 
 /// Rotates a device's credentials. The `DPoP` proof is bound to the refresh token. Presenting
 /// a refresh token a second time revokes every credential of its family (audited).
-#[utoipa::path(post, path = "/v1/device/refresh", tag = "device", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/v1/device/refresh", tag = "device", security(("device_proof" = [])), request_body = RefreshRequest,
     responses((status = 200, body = DeviceCredentials), (status = 401, body = edgekeep_protocol::ErrorBody)))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -247,7 +247,7 @@ pub async fn refresh(
 }
 
 /// The calling device, as the server knows it. The cheapest authenticated device call.
-#[utoipa::path(get, path = "/v1/device/me", tag = "device",
+#[utoipa::path(get, path = "/v1/device/me", tag = "device", security(("device_proof" = [])),
     responses((status = 200, body = DeviceInfo), (status = 401, body = edgekeep_protocol::ErrorBody)))]
 pub async fn me(caller: DeviceCaller) -> Json<DeviceInfo> {
     Json(device_info(caller.device))

@@ -29,7 +29,7 @@ pub fn device_info(device: DeviceRecord) -> DeviceInfo {
 }
 
 /// Mints a single-use bootstrap token for one device (TTL at most 10 minutes).
-#[utoipa::path(post, path = "/v1/bootstrap-tokens", tag = "devices", request_body = CreateBootstrapTokenRequest,
+#[utoipa::path(post, path = "/v1/bootstrap-tokens", tag = "devices", security(("api_key" = [])), request_body = CreateBootstrapTokenRequest,
     responses((status = 201, body = BootstrapTokenResponse), (status = 403, body = edgekeep_protocol::ErrorBody)))]
 pub async fn create_bootstrap_token(
     State(state): State<AppState>,
@@ -85,7 +85,7 @@ pub async fn create_bootstrap_token(
 }
 
 /// The org's devices.
-#[utoipa::path(get, path = "/v1/devices", tag = "devices", responses((status = 200, body = [DeviceInfo])))]
+#[utoipa::path(get, path = "/v1/devices", tag = "devices", security(("api_key" = [])), responses((status = 200, body = [DeviceInfo])))]
 pub async fn list_devices(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -97,7 +97,7 @@ pub async fn list_devices(
 }
 
 /// One device of the org.
-#[utoipa::path(get, path = "/v1/devices/{id}", tag = "devices",
+#[utoipa::path(get, path = "/v1/devices/{id}", tag = "devices", security(("api_key" = [])),
     params(("id" = String, Path, description = "Device id")),
     responses((status = 200, body = DeviceInfo), (status = 404, body = edgekeep_protocol::ErrorBody)))]
 pub async fn get_device(
@@ -115,7 +115,7 @@ pub async fn get_device(
 }
 
 /// Revokes a device; its next request fails with `device_revoked`.
-#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "devices",
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", tag = "devices", security(("api_key" = [])),
     params(("id" = String, Path, description = "Device id")),
     responses((status = 200, body = DeviceInfo), (status = 404, body = edgekeep_protocol::ErrorBody)))]
 pub async fn revoke_device(
@@ -141,7 +141,7 @@ pub async fn revoke_device(
 }
 
 /// Revokes every device of a group.
-#[utoipa::path(post, path = "/v1/device-groups/{group}/revoke", tag = "devices",
+#[utoipa::path(post, path = "/v1/device-groups/{group}/revoke", tag = "devices", security(("api_key" = [])),
     params(("group" = String, Path, description = "Device group")),
     responses((status = 200, body = RevokedCount)))]
 pub async fn revoke_group(

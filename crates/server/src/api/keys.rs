@@ -98,7 +98,7 @@ async fn manageable_key(
 }
 
 /// Lists API keys: Admins and Owners see the org's keys, Members their own.
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", responses((status = 200, body = [ApiKeyInfo])))]
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", security(("api_key" = [])), responses((status = 200, body = [ApiKeyInfo])))]
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -117,7 +117,7 @@ pub async fn list_keys(
 
 /// Creates a key for the caller or a member it manages. The scope may not exceed the member's
 /// role nor the calling key's own scope. The secret is in this answer only.
-#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", security(("api_key" = [])), request_body = CreateApiKeyRequest,
     responses((status = 201, body = CreatedApiKey), (status = 403, body = edgekeep_protocol::ErrorBody)))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -184,7 +184,7 @@ pub async fn create_key(
 
 /// Rotates a key: a new key with the same holder, name and scope; the old one keeps working
 /// for the overlap window, then expires.
-#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", request_body = RotateApiKeyRequest,
+#[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", security(("api_key" = [])), request_body = RotateApiKeyRequest,
     params(("id" = String, Path, description = "Key id")),
     responses((status = 201, body = CreatedApiKey), (status = 404, body = edgekeep_protocol::ErrorBody), (status = 409, body = edgekeep_protocol::ErrorBody)))]
 pub async fn rotate_key(
@@ -244,7 +244,7 @@ pub async fn rotate_key(
 }
 
 /// Revokes a key immediately.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys",
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", security(("api_key" = [])),
     params(("id" = String, Path, description = "Key id")),
     responses((status = 204), (status = 404, body = edgekeep_protocol::ErrorBody)))]
 pub async fn revoke_key(

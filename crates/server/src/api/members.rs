@@ -22,7 +22,7 @@ fn member_info(m: MemberRecord) -> MemberInfo {
 }
 
 /// The caller's org.
-#[utoipa::path(get, path = "/v1/org", tag = "org",
+#[utoipa::path(get, path = "/v1/org", tag = "org", security(("api_key" = [])),
     responses((status = 200, body = OrgInfo), (status = 401, body = edgekeep_protocol::ErrorBody)))]
 pub async fn get_org(
     State(state): State<AppState>,
@@ -42,7 +42,7 @@ pub async fn get_org(
 }
 
 /// The org's members.
-#[utoipa::path(get, path = "/v1/members", tag = "org", responses((status = 200, body = [MemberInfo])))]
+#[utoipa::path(get, path = "/v1/members", tag = "org", security(("api_key" = [])), responses((status = 200, body = [MemberInfo])))]
 pub async fn list_members(
     State(state): State<AppState>,
     caller: ApiCaller,
@@ -54,7 +54,7 @@ pub async fn list_members(
 }
 
 /// Adds a member. Roles above Member need `roles:grant` (Owners only).
-#[utoipa::path(post, path = "/v1/members", tag = "org", request_body = CreateMemberRequest,
+#[utoipa::path(post, path = "/v1/members", tag = "org", security(("api_key" = [])), request_body = CreateMemberRequest,
     responses((status = 201, body = MemberInfo), (status = 403, body = edgekeep_protocol::ErrorBody)))]
 pub async fn create_member(
     State(state): State<AppState>,
@@ -91,7 +91,7 @@ pub async fn create_member(
 }
 
 /// Grants or withdraws a role (Owners only). The last Owner cannot be demoted.
-#[utoipa::path(put, path = "/v1/members/{id}/role", tag = "org", request_body = SetRoleRequest,
+#[utoipa::path(put, path = "/v1/members/{id}/role", tag = "org", security(("api_key" = [])), request_body = SetRoleRequest,
     params(("id" = String, Path, description = "Member id")),
     responses((status = 200, body = MemberInfo), (status = 404, body = edgekeep_protocol::ErrorBody), (status = 409, body = edgekeep_protocol::ErrorBody)))]
 pub async fn set_role(
@@ -126,7 +126,7 @@ pub async fn set_role(
 }
 
 /// Removes a member the caller may manage and revokes its keys.
-#[utoipa::path(delete, path = "/v1/members/{id}", tag = "org",
+#[utoipa::path(delete, path = "/v1/members/{id}", tag = "org", security(("api_key" = [])),
     params(("id" = String, Path, description = "Member id")),
     responses((status = 204), (status = 403, body = edgekeep_protocol::ErrorBody), (status = 404, body = edgekeep_protocol::ErrorBody)))]
 pub async fn remove_member(

@@ -64,9 +64,39 @@ pub struct ApiPath<T>(pub T);
         audit::export,
         audit::verify,
     ),
-    components(schemas(edgekeep_protocol::ErrorBody, edgekeep_protocol::ErrorCode))
+    components(schemas(edgekeep_protocol::ErrorBody, edgekeep_protocol::ErrorCode)),
+    modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;
+
+/// Declares the two ways to authenticate: org API keys and device proofs.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("ek_ API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "device_proof",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "DPoP",
+                "ES256 proof of possession (edgekeep_protocol::proof); device calls also send \
+                 `Authorization: DPoP <access token>`",
+            ))),
+        );
+    }
+}
 
 /// Liveness probe.
 #[utoipa::path(get, path = "/v1/health", tag = "meta", responses((status = 200, description = "Server is up")))]
