@@ -298,6 +298,24 @@ pub struct EnrollRequest {
     pub agreement_public_key: String,
 }
 
+impl EnrollRequest {
+    /// Builds the request, encoding the raw public keys (65-byte SEC1 P-256 identity key,
+    /// 32-byte X25519 key) as the wire expects.
+    pub fn new(
+        org_id: &str,
+        bootstrap_token: &str,
+        identity_public_key: &[u8],
+        agreement_public_key: &[u8],
+    ) -> Self {
+        Self {
+            org_id: org_id.to_owned(),
+            bootstrap_token: bootstrap_token.to_owned(),
+            identity_public_key: crate::b64_encode(identity_public_key),
+            agreement_public_key: crate::b64_encode(agreement_public_key),
+        }
+    }
+}
+
 /// Credentials of an enrolled device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

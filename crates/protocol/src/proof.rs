@@ -156,6 +156,11 @@ impl ProofSigner for SoftwareDeviceKey {
     }
 }
 
+/// The `Authorization` header value of a device request: `DPoP <access token>`.
+pub fn authorization_value(access_token: &str) -> String {
+    format!("{AUTH_SCHEME} {access_token}")
+}
+
 /// Normalizes a URL for the `htu` claim: drops query and fragment and lower-cases scheme and host.
 pub fn normalize_htu(url: &str) -> String {
     let end = url.find(['?', '#']).unwrap_or(url.len());

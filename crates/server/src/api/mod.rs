@@ -115,7 +115,18 @@ async fn assign_request_id(
 ) -> Response {
     let id = state.new_id("req").unwrap_or_default();
     request.extensions_mut().insert(RequestId(id.clone()));
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
     let mut response = next.run(request).await;
+    tracing::debug!(
+        request_id = %id,
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

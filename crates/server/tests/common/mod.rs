@@ -6,7 +6,7 @@ use edgekeep_protocol::api::{
 };
 use edgekeep_protocol::key_agreement::{EphemeralAgreement, WrappingKey};
 use edgekeep_protocol::proof::{self, ProofSigner, SoftwareDeviceKey};
-use edgekeep_protocol::{ErrorBody, ErrorCode, b64_encode};
+use edgekeep_protocol::{ErrorBody, ErrorCode};
 use edgekeep_server::{RunningServer, Server, ServerConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -111,12 +111,7 @@ impl TestServer {
     ) -> reqwest::Response {
         let url = self.url("/v1/device/enroll");
         let proof = proof::build_proof(key, "POST", &url, bootstrap, now()).unwrap();
-        let body = EnrollRequest {
-            org_id: org_id.to_owned(),
-            bootstrap_token: bootstrap.to_owned(),
-            identity_public_key: b64_encode(&key.public_key()),
-            agreement_public_key: b64_encode(agreement.public_key()),
-        };
+        let body = EnrollRequest::new(org_id, bootstrap, &key.public_key(), agreement.public_key());
         self.client
             .post(url)
             .header(proof::PROOF_HEADER, proof)
@@ -166,7 +161,7 @@ impl TestServer {
         let mut request = self
             .client
             .request(method, self.url(path))
-            .header("authorization", format!("DPoP {token}"));
+            .header("authorization", proof::authorization_value(token));
         if let Some(proof) = proof {
             request = request.header(proof::PROOF_HEADER, proof);
         }
