@@ -4,6 +4,8 @@
 //! transaction: an action and its audit entry are committed together or not at all. Methods are
 //! synchronous; the HTTP layer calls them through `spawn_blocking`.
 
+#[cfg(test)]
+mod conformance;
 mod migrations;
 mod sqlite;
 

@@ -1,0 +1,303 @@
+//! One behaviour suite every [`Storage`] implementation must pass (SQLite today, PostgreSQL
+//! next): run [`suite`] against a fresh, empty store.
+
+use edgekeep_protocol::api::{Permission, Role};
+
+use super::*;
+use crate::audit::verify_org;
+
+fn event(org: &str, action: &str) -> AuditEvent {
+    AuditEvent {
+        org_id: org.to_owned(),
+        actor: "system".to_owned(),
+        action: action.to_owned(),
+        target: "t".to_owned(),
+        outcome: "ok".to_owned(),
+        request_id: "req".to_owned(),
+        at: 1_000,
+    }
+}
+
+fn key(org: &str, member: &str, id: &str, hash: u8) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: id.to_owned(),
+        org_id: org.to_owned(),
+        member_id: member.to_owned(),
+        name: "k".to_owned(),
+        prefix: "ek_x".to_owned(),
+        hash: [hash; 32],
+        scopes: vec![Permission::OrgRead, Permission::AuditRead],
+        created_at: 1_000,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        replaced_by: None,
+    }
+}
+
+fn member(org: &str, id: &str, role: Role) -> MemberRecord {
+    MemberRecord {
+        id: id.to_owned(),
+        org_id: org.to_owned(),
+        name: "m".to_owned(),
+        role,
+        created_at: 1_000,
+    }
+}
+
+fn audit_len(s: &dyn Storage, org: &str) -> usize {
+    s.audit_entries(org, None, None).unwrap().len()
+}
+
+fn token(hash: u8, kind: DeviceTokenKind, family: &str) -> DeviceTokenRecord {
+    DeviceTokenRecord {
+        hash: [hash; 32],
+        kind,
+        device_id: "dev1".to_owned(),
+        org_id: "org1".to_owned(),
+        family: family.to_owned(),
+        issued_at: 1_000,
+        expires_at: 9_999_999_999,
+        used_at: None,
+        revoked_at: None,
+    }
+}
+
+/// Runs every check against `s`, which must be empty.
+pub fn suite(s: &dyn Storage) {
+    let org = OrgRecord {
+        id: "org1".into(),
+        name: "One".into(),
+        created_at: 1_000,
+    };
+    let owner = member("org1", "own1", Role::Owner);
+    s.create_org(
+        &org,
+        &owner,
+        &key("org1", "own1", "key1", 1),
+        &[event("org1", "org.create")],
+    )
+    .unwrap();
+    assert_eq!(s.org("org1").unwrap().unwrap(), org);
+    assert_eq!(s.org_ids().unwrap(), vec!["org1".to_owned()]);
+    let (found, holder) = s.api_key_by_hash(&[1; 32]).unwrap().unwrap();
+    assert_eq!((found.id.as_str(), holder.role), ("key1", Role::Owner));
+    assert_eq!(
+        found.scopes,
+        vec![Permission::OrgRead, Permission::AuditRead]
+    );
+
+    // The last Owner stays, and a refused change leaves no audit entry behind.
+    let before = audit_len(s, "org1");
+    assert!(matches!(
+        s.set_member_role("org1", "own1", Role::Admin, &event("org1", "x")),
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.remove_member("org1", "own1", 2_000, &event("org1", "x")),
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(audit_len(s, "org1"), before);
+
+    // Removing a member revokes its keys and hides it from key lookup.
+    s.insert_member(
+        &member("org1", "mem1", Role::Member),
+        &event("org1", "member.create"),
+    )
+    .unwrap();
+    s.insert_api_key(
+        &key("org1", "mem1", "key2", 2),
+        &event("org1", "api_key.create"),
+    )
+    .unwrap();
+    s.remove_member("org1", "mem1", 2_000, &event("org1", "member.remove"))
+        .unwrap();
+    assert!(s.api_key_by_hash(&[2; 32]).unwrap().is_none());
+    assert_eq!(
+        s.api_key("org1", "key2").unwrap().unwrap().revoked_at,
+        Some(2_000)
+    );
+    assert!(s.member("org1", "mem1").unwrap().is_none());
+
+    // Rotation: the old key expires and points to the new one; it cannot rotate twice.
+    s.rotate_api_key(
+        "org1",
+        "key1",
+        5_000,
+        &key("org1", "own1", "key3", 3),
+        &event("org1", "api_key.rotate"),
+    )
+    .unwrap();
+    let old = s.api_key("org1", "key1").unwrap().unwrap();
+    assert_eq!(
+        (old.expires_at, old.replaced_by.as_deref()),
+        (Some(5_000), Some("key3"))
+    );
+    assert!(matches!(
+        s.rotate_api_key(
+            "org1",
+            "key1",
+            6_000,
+            &key("org1", "own1", "key4", 4),
+            &event("org1", "x")
+        ),
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(s.api_key("org1", "key4").unwrap().is_none());
+    assert!(
+        s.revoke_api_key("org1", "key3", 3_000, &event("org1", "api_key.revoke"))
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_api_key("org1", "key3", 3_001, &event("org1", "x"))
+            .unwrap()
+    );
+    // Keys of other orgs are invisible.
+    assert!(s.api_key("org2", "key3").unwrap().is_none());
+
+    // Bootstrap tokens are consumed once, only before expiry, only for their org.
+    let boot = |hash: u8, expires_at: i64| BootstrapRecord {
+        hash: [hash; 32],
+        org_id: "org1".into(),
+        device_group: Some("g".into()),
+        created_by: "member:own1".into(),
+        created_at: 1_000,
+        expires_at,
+        used_at: None,
+    };
+    s.insert_bootstrap_token(&boot(10, 1_600), &event("org1", "bootstrap_token.create"))
+        .unwrap();
+    s.insert_bootstrap_token(&boot(11, 1_100), &event("org1", "bootstrap_token.create"))
+        .unwrap();
+    let device = DeviceRecord {
+        id: "dev1".into(),
+        org_id: "org1".into(),
+        device_group: Some("g".into()),
+        identity_key: vec![4; 65],
+        sealed_kwk: vec![9; 60],
+        enrolled_at: 1_500,
+        revoked_at: None,
+    };
+    let tokens = [
+        token(20, DeviceTokenKind::Access, "fam1"),
+        token(21, DeviceTokenKind::Refresh, "fam1"),
+    ];
+    let wrong_org = DeviceRecord {
+        org_id: "org2".into(),
+        ..device.clone()
+    };
+    assert!(matches!(
+        s.enroll_device(&[10; 32], &wrong_org, &tokens, &event("org1", "x")),
+        Err(StorageError::Conflict(_))
+    ));
+    s.enroll_device(&[10; 32], &device, &tokens, &event("org1", "device.enroll"))
+        .unwrap();
+    assert!(
+        s.bootstrap_token(&[10; 32])
+            .unwrap()
+            .unwrap()
+            .used_at
+            .is_some()
+    );
+    let again = DeviceRecord {
+        id: "dev2".into(),
+        ..device.clone()
+    };
+    assert!(matches!(
+        s.enroll_device(&[10; 32], &again, &[], &event("org1", "x")),
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.enroll_device(&[11; 32], &again, &[], &event("org1", "x")),
+        Err(StorageError::Conflict(_))
+    ));
+    assert!(s.device("org1", "dev2").unwrap().is_none());
+    let (access, stored) = s.device_token(&[20; 32]).unwrap().unwrap();
+    assert_eq!(
+        (access.kind, stored),
+        (DeviceTokenKind::Access, device.clone())
+    );
+
+    // Refresh rotates once; a second use revokes the whole family.
+    let next = [
+        token(22, DeviceTokenKind::Access, "fam1"),
+        token(23, DeviceTokenKind::Refresh, "fam1"),
+    ];
+    let rotate = s.rotate_refresh_token(
+        &[21; 32],
+        1_700,
+        &next,
+        &event("org1", "device.refresh"),
+        &event("org1", "reuse"),
+    );
+    assert_eq!(rotate.unwrap(), RefreshOutcome::Rotated);
+    let reuse = s.rotate_refresh_token(
+        &[21; 32],
+        1_800,
+        &[],
+        &event("org1", "x"),
+        &event("org1", "device.refresh.reuse"),
+    );
+    assert_eq!(reuse.unwrap(), RefreshOutcome::Reused);
+    for hash in [20, 21, 22, 23] {
+        assert_eq!(
+            s.device_token(&[hash; 32]).unwrap().unwrap().0.revoked_at,
+            Some(1_800)
+        );
+    }
+
+    // Revocation of a group counts only newly revoked devices of that org.
+    assert_eq!(
+        s.revoke_device_group("org1", "g", 1_900, &event("org1", "device_group.revoke"))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.revoke_device_group("org1", "g", 1_901, &event("org1", "device_group.revoke"))
+            .unwrap(),
+        0
+    );
+    assert!(
+        !s.revoke_device("org1", "dev1", 1_902, &event("org1", "x"))
+            .unwrap()
+    );
+    assert!(s.device("org2", "dev1").unwrap().is_none());
+    assert_eq!(s.devices("org1").unwrap().len(), 1);
+
+    // Every committed change is in the chain, and the chain holds.
+    s.append_audit(&[event("org1", "device.auth.rejected")])
+        .unwrap();
+    let entries = s.audit_entries("org1", None, None).unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    for expected in [
+        "org.create",
+        "member.remove",
+        "api_key.rotate",
+        "device.enroll",
+        "device.refresh.reuse",
+        "device.auth.rejected",
+    ] {
+        assert!(actions.contains(&expected), "{expected} missing");
+    }
+    assert!(!actions.contains(&"x"), "a refused change was audited");
+    assert_eq!(
+        verify_org(s, "org1").unwrap().result,
+        Ok(entries.len() as u64)
+    );
+    assert_eq!(
+        s.audit_head("org1").unwrap().unwrap().0,
+        entries.len() as i64
+    );
+    assert!(
+        s.audit_entries("org1", Some(2_000), None)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn sqlite_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = SqliteStorage::open(&dir.path().join("db.sqlite"), 2).unwrap();
+    suite(&storage);
+}
