@@ -1,0 +1,114 @@
+//! The binary: `init` prints the Owner key once, `serve` answers over HTTPS, `org create`,
+//! `audit verify` and `audit export` work on the same data folder.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_edgekeep-server"))
+}
+
+fn field(output: &str, label: &str) -> String {
+    output
+        .lines()
+        .find_map(|line| line.strip_prefix(label))
+        .unwrap_or_else(|| panic!("{label} not printed: {output}"))
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_serve_and_audit_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = bin()
+        .args(["init", "--org", "Acme", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = field(&stdout, "owner API key:");
+    let org = field(&stdout, "org id:");
+    assert!(key.starts_with("ek_"));
+    let again = bin().args(["init", "--data"]).arg(&data).output().unwrap();
+    assert!(!again.status.success());
+    assert!(!String::from_utf8_lossy(&again.stdout).contains("ek_"));
+
+    let mut server = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let ca = std::fs::read(data.join("tls/ca.pem")).unwrap();
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let org_info: serde_json::Value = client
+        .get(format!("{base}/v1/org"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(org_info["name"], "Acme");
+
+    // A second org created while the server runs is served at once.
+    let out = bin()
+        .args(["org", "create", "--name", "Beta", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let beta_key = field(&String::from_utf8(out.stdout).unwrap(), "owner API key:");
+    let beta: serde_json::Value = client
+        .get(format!("{base}/v1/org"))
+        .bearer_auth(&beta_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(beta["name"], "Beta");
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let out = bin()
+        .args(["audit", "verify", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains(&format!("{org}: ok"))
+    );
+    let out = bin()
+        .args(["audit", "export", "--org", &org, "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|e| e["action"] == "org.create"));
+    assert!(lines.iter().all(|e| e["org_id"] == org.as_str()));
+}
