@@ -20,6 +20,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The resource does not exist in the caller's org.
     NotFound,
+    /// The path exists but not with this HTTP method.
+    MethodNotAllowed,
     /// The request conflicts with the current state (e.g. removing the last Owner).
     Conflict,
     /// Too many requests or authentication failures from this org or address.
@@ -58,6 +60,7 @@ impl ErrorCode {
         Self::InvalidCredentials,
         Self::Forbidden,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::Conflict,
         Self::RateLimited,
         Self::ProofMissing,
@@ -93,6 +96,7 @@ impl ErrorCode {
             | Self::DeviceRevoked => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::Conflict => 409,
             Self::RateLimited => 429,
             Self::Internal => 500,
@@ -107,6 +111,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "invalid_credentials",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Conflict => "conflict",
             Self::RateLimited => "rate_limited",
             Self::ProofMissing => "proof_missing",

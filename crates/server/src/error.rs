@@ -58,6 +58,7 @@ impl From<ErrorCode> for ApiError {
             ErrorCode::InvalidCredentials => "credentials are invalid, expired or revoked",
             ErrorCode::Forbidden => "not allowed",
             ErrorCode::NotFound => "no such resource in this org",
+            ErrorCode::MethodNotAllowed => "method not allowed on this path",
             ErrorCode::Conflict => "conflicts with the current state",
             ErrorCode::RateLimited => "too many requests, retry later",
             ErrorCode::ProofMissing => "request proof required",

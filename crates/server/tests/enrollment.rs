@@ -57,6 +57,14 @@ async fn errors_are_typed_json_and_openapi_is_served() {
         .await
         .unwrap();
     assert_error(response, ErrorCode::NotFound).await;
+    let response = t
+        .client
+        .delete(t.url("/v1/org"))
+        .bearer_auth(&t.owner_key)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, ErrorCode::MethodNotAllowed).await;
     let response = t.client.get(t.url("/v1/org")).send().await.unwrap();
     assert_error(response, ErrorCode::Unauthenticated).await;
     let response = t

@@ -137,6 +137,10 @@ async fn fallback() -> ApiError {
     ApiError::not_found()
 }
 
+async fn method_not_allowed() -> ApiError {
+    edgekeep_protocol::ErrorCode::MethodNotAllowed.into()
+}
+
 /// Builds the full router over `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -169,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/audit", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))
         .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             assign_request_id,
