@@ -41,7 +41,10 @@ impl Server {
         let cert = config.tls_cert.clone().unwrap_or_else(|| dir.cert());
         let key = config.tls_key.clone().unwrap_or_else(|| dir.key());
         let tls = crate::tls::load_server_config(&cert, &key)?;
-        let ca_cert_pem = std::fs::read_to_string(dir.ca_cert()).ok();
+        let ca_cert_pem = match config.tls_cert {
+            None => std::fs::read_to_string(dir.ca_cert()).ok(),
+            Some(_) => None,
+        };
 
         let listener = TcpListener::bind(config.listen)
             .await

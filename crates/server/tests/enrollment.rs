@@ -97,3 +97,39 @@ async fn errors_are_typed_json_and_openapi_is_served() {
         assert!(paths.contains_key(path), "{path} missing from OpenAPI");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_an_operator_supplied_certificate() {
+    let data = tempfile::tempdir().unwrap();
+    let created = edgekeep_server::init(data.path(), "Org").unwrap();
+    let certs = edgekeep_server::tls::generate_dev_certificates().unwrap();
+    let pki = tempfile::tempdir().unwrap();
+    std::fs::write(pki.path().join("chain.pem"), &certs.cert_pem).unwrap();
+    std::fs::write(pki.path().join("key.pem"), &certs.key_pem).unwrap();
+    let mut config =
+        edgekeep_server::ServerConfig::new(data.path(), "127.0.0.1:0".parse().unwrap());
+    config.tls_cert = Some(pki.path().join("chain.pem"));
+    config.tls_key = Some(pki.path().join("key.pem"));
+    let server = edgekeep_server::Server::start(config).await.unwrap();
+    assert!(server.ca_cert_pem().is_none());
+
+    let trusting = |pem: &str| {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    };
+    let url = format!("{}/v1/org", server.base_url());
+    let ok = trusting(&certs.ca_pem)
+        .get(&url)
+        .bearer_auth(&created.owner_api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    // The init CA does not vouch for the operator's certificate: TLS fails, nothing is served.
+    let init_ca = std::fs::read_to_string(DataDir::new(data.path()).ca_cert()).unwrap();
+    assert!(trusting(&init_ca).get(&url).send().await.is_err());
+    server.shutdown().await;
+}

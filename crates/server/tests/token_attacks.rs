@@ -422,6 +422,32 @@ async fn auth_failures_and_enrollments_are_rate_limited() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["code"], "rate_limited");
 
+    // Failures attributed to one org (bad proofs with a real token) are budgeted per org.
+    let t = TestServer::start_with(|config| {
+        config.rate_limits.auth_failures_per_org = 3;
+        config.rate_limits.auth_failures_per_address = 1000;
+    })
+    .await;
+    let device = t
+        .enroll(&t.org_id, &t.bootstrap(&t.owner_key, None).await)
+        .await;
+    for _ in 0..3 {
+        assert_error(
+            t.device_request(Method::GET, ME, &device.access, None)
+                .await,
+            ErrorCode::ProofMissing,
+        )
+        .await;
+    }
+    assert_error(
+        t.device_request(Method::GET, ME, &device.access, None)
+            .await,
+        ErrorCode::RateLimited,
+    )
+    .await;
+    // Successful requests of that org are not blocked by its failure budget.
+    assert_eq!(t.device_get(&device, ME).await.status(), StatusCode::OK);
+
     let t = TestServer::start_with(|config| config.rate_limits.enrollments_per_org = 3).await;
     for _ in 0..3 {
         let bootstrap = t.bootstrap(&t.owner_key, None).await;
