@@ -404,7 +404,9 @@ pub(crate) fn add_primary_data_key(
     let key = DataKey::from_bytes(id, &cipher::random_key(&rng)?[..])?;
     let wrapped = provider.wrap_key(id, key.material())?;
     let id_bytes = id.to_be_bytes();
-    let canary = cipher::seal_with(&key, &rng, canary_slot(&id_bytes), CANARY)?;
+    let mut nonce = [0u8; NONCE_LEN];
+    rng.fill(&mut nonce).map_err(|_| StoreError::Random)?;
+    let canary = cipher::seal_with(&key, nonce, canary_slot(&id_bytes), CANARY)?;
     tx.execute(
         "UPDATE keyset SET status = ?1 WHERE purpose = ?2 AND status = ?3",
         params![

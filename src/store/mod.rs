@@ -454,6 +454,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn full_disk_is_typed_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::builder(dir.path().join("store.db"))
+            .key_provider(Arc::new(RawKeyProvider::generate().unwrap()))
+            .open()
+            .unwrap();
+        let ns = Namespace::new("full");
+        store.kv().put(ns, b"before", b"kept").unwrap();
+        let pages: i64 = lock(&store.writer)
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        // SQLite reports SQLITE_FULL when the page limit is reached, as on a full disk.
+        lock(&store.writer)
+            .conn
+            .pragma_update(None, "max_page_count", pages + 2)
+            .unwrap();
+        let err = store.kv().put(ns, b"big", &vec![1u8; 1 << 20]).unwrap_err();
+        assert!(matches!(err, StoreError::DiskFull), "{err:?}");
+        assert_eq!(
+            store.kv().get(ns, b"before").unwrap().unwrap().as_bytes(),
+            b"kept"
+        );
+        assert_eq!(store.kv().get(ns, b"big").unwrap(), None);
+        store.kv().put(ns, b"small", b"still writable").unwrap();
+    }
+
+    #[test]
     fn no_data_or_lookup_key_bytes_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.db");
