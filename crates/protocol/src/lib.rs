@@ -8,6 +8,8 @@
 //! - [`key_agreement`]: the X25519 + HKDF derivation of the per-device key-wrapping key.
 //! - [`api`]: request and response bodies of the `/v1` JSON API, roles and permissions.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod error;
 pub mod key_agreement;

@@ -14,6 +14,8 @@
 //! - [`secret`]: the server secret that seals per-device key-wrapping keys at rest.
 //! - [`tls`]: development certificate generation and loading.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod audit;
 pub mod auth;
