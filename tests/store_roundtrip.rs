@@ -394,7 +394,30 @@ fn erase_all_crypto_shreds_and_removes_files() {
         .filter(|n| n.starts_with("store.db"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    Store::remove_files(&path).unwrap();
     // A fresh store at the same path starts empty.
     let store = open(&path, true);
     assert_eq!(store.kv().get(NS, b"k").unwrap(), None);
+}
+
+#[test]
+fn interrupted_erasure_is_reported_and_can_be_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = open(&path, true);
+    store.kv().put(NS, b"k", b"secret").unwrap();
+    store.close().unwrap();
+    // As if erase_all was killed after destroying the keys, before removing the file.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("DELETE FROM keyset", [])
+        .unwrap();
+    assert!(matches!(
+        Store::builder(&path).key_provider(provider()).open(),
+        Err(StoreError::KeySet(_))
+    ));
+    assert!(path.exists(), "opening never deletes");
+    Store::remove_files(&path).unwrap();
+    assert!(!path.exists());
+    assert_eq!(open(&path, true).kv().get(NS, b"k").unwrap(), None);
 }

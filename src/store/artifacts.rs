@@ -20,10 +20,8 @@ pub(crate) const MANIFEST_COLUMN: &str = "manifest";
 pub(crate) const CHUNK_TABLE: &str = "artifact_chunks";
 pub(crate) const CHUNK_COLUMN: &str = "data";
 
-/// Largest plaintext stored in one chunk row; longer appends are split.
-pub const MAX_CHUNK_LEN: usize = 1 << 20;
-/// Largest artifact accepted.
-pub const MAX_ARTIFACT_LEN: u64 = 4 << 30;
+const MAX_CHUNK_LEN: usize = Artifacts::MAX_CHUNK_LEN;
+const MAX_ARTIFACT_LEN: u64 = Artifacts::MAX_ARTIFACT_LEN;
 
 /// How much of an artifact is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +101,11 @@ pub struct Artifacts<'a> {
 }
 
 impl<'a> Artifacts<'a> {
+    /// Largest plaintext stored in one chunk row; longer appends are split.
+    pub const MAX_CHUNK_LEN: usize = 1 << 20;
+    /// Largest artifact accepted by [`begin`](Self::begin).
+    pub const MAX_ARTIFACT_LEN: u64 = 4 << 30;
+
     pub(crate) fn new(store: &'a Store) -> Self {
         Self { store }
     }

@@ -13,6 +13,8 @@
 //! `schema.rs` migrations; `kv.rs`, `events.rs`, `artifacts.rs` collections; `retention.rs`
 //! age and size limits; `types.rs` namespaces and zeroizing buffers.
 
+#![warn(missing_docs)]
+
 mod artifacts;
 mod cipher;
 mod error;
@@ -330,8 +332,16 @@ impl Store {
         }
         let path = self.path.clone();
         drop(self);
+        Self::remove_files(&path)
+    }
+
+    /// Removes the database file at `path` and its WAL, shared-memory and journal files,
+    /// without opening it. Use it to finish an [`erase_all`](Self::erase_all) interrupted
+    /// after the keys were destroyed (the store then fails to open with
+    /// [`StoreError::KeySet`]). Missing files are not an error.
+    pub fn remove_files(path: &Path) -> Result<()> {
         for suffix in ["", "-wal", "-shm", "-journal"] {
-            let mut file = path.clone().into_os_string();
+            let mut file = path.as_os_str().to_owned();
             file.push(suffix);
             match std::fs::remove_file(&file) {
                 Ok(()) => {}
