@@ -13,7 +13,8 @@ for edgekeep by the CLI itself.
 The edgekeep side runs:
     edgekeep bench MODEL.onnx --input NAME=FILE.npy ... [--pin NAME=FILE.npy] \
         --runs N --warmup W --threads T --json
-and reads one JSON object from its stdout (p50_ms, cold_start_ms, ...).
+and reads one JSON object from its stdout (p50_ms, cold_start_ms, ...). The CLI runs with
+RUST_LIB_BACKTRACE=0 unless --lib-backtrace is given (see docs/tract-tree-ensembles.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -131,12 +133,17 @@ def parse_bench_json(stdout: str) -> dict:
 
 
 def time_edgekeep(binary: Path, entry: dict, models_dir: Path, threads: int, runs: int,
-                  warmup: int, timeout_s: float) -> Timing:
+                  warmup: int, timeout_s: float, lib_backtrace: bool = False) -> Timing:
     """Runs the edgekeep CLI's bench subcommand and reads its JSON."""
     cmd = edgekeep_command(binary, entry, models_dir, threads, runs, warmup)
+    env = dict(os.environ)
+    if not lib_backtrace:
+        # tract builds anyhow errors on hot paths (one per tree per row in tree ensembles);
+        # with RUST_BACKTRACE=1 each captures a backtrace. Panics keep theirs.
+        env["RUST_LIB_BACKTRACE"] = "0"
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                              check=False)
+                              check=False, env=env)
     except subprocess.TimeoutExpired:
         return Timing(error=f"timeout after {timeout_s:.0f}s")
     if done.returncode != 0:
@@ -194,6 +201,8 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0,
                         help="seconds allowed for one edgekeep bench call")
     parser.add_argument("--json-out", type=Path, help="also write the raw results here")
+    parser.add_argument("--lib-backtrace", action="store_true",
+                        help="leave RUST_LIB_BACKTRACE alone (default: set it to 0 for the CLI)")
     args = parser.parse_args()
 
     manifest = json.loads(args.manifest.read_text())
@@ -210,7 +219,7 @@ def main() -> int:
         ort_t = time_ort(entry, models_dir, args.threads, args.runs, args.warmup)
         ek = None if args.ort_only else time_edgekeep(
             args.edgekeep, entry, models_dir, args.threads, args.runs, args.warmup,
-            args.timeout)
+            args.timeout, args.lib_backtrace)
         print(f"{entry['name']}: ORT p50 {fmt(ort_t.p50_ms)} ms"
               + ("" if ek is None else f", edgekeep {ek.error or fmt(ek.p50_ms) + ' ms'}"),
               file=sys.stderr)
