@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A member's role in an org. Ordered: `Member < Admin < Owner`.
+///
+/// Members upload model versions and read the fleet; Admins also approve versions and run
+/// rollouts; Owners also register publisher keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +54,9 @@ impl Role {
                 KeysWrite,
                 DevicesRead,
                 BootstrapCreate,
+                ModelsRead,
+                ModelsWrite,
+                FleetRead,
             ],
             Self::Admin => &[
                 OrgRead,
@@ -62,6 +68,11 @@ impl Role {
                 DevicesWrite,
                 BootstrapCreate,
                 AuditRead,
+                ModelsRead,
+                ModelsWrite,
+                ModelsApprove,
+                RolloutsWrite,
+                FleetRead,
             ],
             Self::Owner => Permission::ALL,
         }
@@ -115,6 +126,24 @@ pub enum Permission {
     /// Read, export and verify the audit trail.
     #[serde(rename = "audit:read")]
     AuditRead,
+    /// Register and revoke publisher keys (Owner only).
+    #[serde(rename = "publishers:write")]
+    PublishersWrite,
+    /// List publisher keys, models and versions.
+    #[serde(rename = "models:read")]
+    ModelsRead,
+    /// Upload model artifacts.
+    #[serde(rename = "models:write")]
+    ModelsWrite,
+    /// Approve model versions for rollout.
+    #[serde(rename = "models:approve")]
+    ModelsApprove,
+    /// Create, promote, pause, resume and roll back rollouts.
+    #[serde(rename = "rollouts:write")]
+    RolloutsWrite,
+    /// Read fleet health, device status and rollouts.
+    #[serde(rename = "fleet:read")]
+    FleetRead,
 }
 
 impl Permission {
@@ -130,6 +159,12 @@ impl Permission {
         Permission::DevicesWrite,
         Permission::BootstrapCreate,
         Permission::AuditRead,
+        Permission::PublishersWrite,
+        Permission::ModelsRead,
+        Permission::ModelsWrite,
+        Permission::ModelsApprove,
+        Permission::RolloutsWrite,
+        Permission::FleetRead,
     ];
 
     /// The wire name (`"keys:write"`).
@@ -145,6 +180,12 @@ impl Permission {
             Self::DevicesWrite => "devices:write",
             Self::BootstrapCreate => "bootstrap:create",
             Self::AuditRead => "audit:read",
+            Self::PublishersWrite => "publishers:write",
+            Self::ModelsRead => "models:read",
+            Self::ModelsWrite => "models:write",
+            Self::ModelsApprove => "models:approve",
+            Self::RolloutsWrite => "rollouts:write",
+            Self::FleetRead => "fleet:read",
         }
     }
 

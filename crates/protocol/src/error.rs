@@ -48,6 +48,26 @@ pub enum ErrorCode {
     RefreshTokenReused,
     /// The device (or its group) has been revoked.
     DeviceRevoked,
+    /// The artifact bundle does not have the artifact layout, or its manifest is malformed.
+    ArtifactMalformed,
+    /// The artifact or request body is larger than the server accepts.
+    ArtifactTooLarge,
+    /// The manifest is unsigned or its signature does not verify against the named publisher key.
+    ArtifactSignatureInvalid,
+    /// The manifest is signed by a key that is not a registered, unrevoked publisher key of this org.
+    PublisherKeyUnknown,
+    /// The ciphertext or the decrypted model does not match the lengths and hashes in the manifest.
+    ArtifactTampered,
+    /// The manifest's expiry has passed.
+    ArtifactExpired,
+    /// The model version has not been approved for rollout.
+    VersionNotApproved,
+    /// The device is not assigned this artifact by any rollout.
+    NotAssigned,
+    /// A telemetry batch holds an undeclared field, a value of the wrong type or out of bounds, or a model unknown to the org.
+    TelemetryInvalid,
+    /// The requested byte range lies outside the artifact.
+    RangeNotSatisfiable,
     /// An unexpected server-side failure. Details are only in the server log.
     Internal,
 }
@@ -74,13 +94,30 @@ impl ErrorCode {
         Self::BootstrapTokenExpired,
         Self::RefreshTokenReused,
         Self::DeviceRevoked,
+        Self::ArtifactMalformed,
+        Self::ArtifactTooLarge,
+        Self::ArtifactSignatureInvalid,
+        Self::PublisherKeyUnknown,
+        Self::ArtifactTampered,
+        Self::ArtifactExpired,
+        Self::VersionNotApproved,
+        Self::NotAssigned,
+        Self::TelemetryInvalid,
+        Self::RangeNotSatisfiable,
         Self::Internal,
     ];
 
     /// The HTTP status the server answers with for this code.
     pub fn http_status(self) -> u16 {
         match self {
-            Self::BadRequest => 400,
+            Self::BadRequest | Self::ArtifactMalformed => 400,
+            Self::ArtifactTooLarge => 413,
+            Self::RangeNotSatisfiable => 416,
+            Self::ArtifactSignatureInvalid
+            | Self::PublisherKeyUnknown
+            | Self::ArtifactTampered
+            | Self::ArtifactExpired
+            | Self::TelemetryInvalid => 422,
             Self::Unauthenticated
             | Self::InvalidCredentials
             | Self::ProofMissing
@@ -94,10 +131,10 @@ impl ErrorCode {
             | Self::BootstrapTokenExpired
             | Self::RefreshTokenReused
             | Self::DeviceRevoked => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::NotAssigned => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::Conflict => 409,
+            Self::Conflict | Self::VersionNotApproved => 409,
             Self::RateLimited => 429,
             Self::Internal => 500,
         }
@@ -125,6 +162,16 @@ impl ErrorCode {
             Self::BootstrapTokenExpired => "bootstrap_token_expired",
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::DeviceRevoked => "device_revoked",
+            Self::ArtifactMalformed => "artifact_malformed",
+            Self::ArtifactTooLarge => "artifact_too_large",
+            Self::ArtifactSignatureInvalid => "artifact_signature_invalid",
+            Self::PublisherKeyUnknown => "publisher_key_unknown",
+            Self::ArtifactTampered => "artifact_tampered",
+            Self::ArtifactExpired => "artifact_expired",
+            Self::VersionNotApproved => "version_not_approved",
+            Self::NotAssigned => "not_assigned",
+            Self::TelemetryInvalid => "telemetry_invalid",
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::Internal => "internal",
         }
     }

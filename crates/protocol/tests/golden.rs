@@ -145,3 +145,93 @@ fn recorded_proof_still_verifies() {
     .unwrap();
     assert_eq!(signer.public_key(), public_key);
 }
+
+mod artifact_and_telemetry {
+    use super::golden;
+    use edgekeep_protocol::artifact::{ArtifactManifest, ModelFormat, SemVer, SignedManifest};
+    use edgekeep_protocol::desired_state::{DesiredState, ModelAssignment, SignedDesiredState};
+    use edgekeep_protocol::rollout::RolloutBucket;
+    use edgekeep_protocol::signing::SigningKey;
+    use edgekeep_protocol::telemetry::TelemetryBatch;
+    use std::path::PathBuf;
+
+    /// A fixed test key (Ed25519 signatures are deterministic, so golden signatures are stable).
+    fn test_key() -> SigningKey {
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/test_publisher.key");
+        if !path.exists() {
+            let key = SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap();
+            std::fs::write(&path, key.to_text().as_str()).unwrap();
+        }
+        SigningKey::from_text(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn manifest(key: &SigningKey) -> ArtifactManifest {
+        ArtifactManifest {
+            ciphertext_len: 1028,
+            ciphertext_sha256: "ab".repeat(32),
+            created_at: 1_700_000_000,
+            expires_at: 1_800_000_000,
+            format: ModelFormat::Onnx,
+            format_version: 1,
+            min_sdk_version: SemVer::new(0, 1, 0),
+            model: "kws".into(),
+            opset: 17,
+            plaintext_len: 1000,
+            plaintext_sha256: "cd".repeat(32),
+            publisher_key_id: key.key_id(),
+            tract_version: SemVer::new(0, 23, 9),
+            version: 3,
+        }
+    }
+
+    #[test]
+    fn manifest_canonical_bytes_and_signature() {
+        let key = test_key();
+        let signed = SignedManifest::sign(manifest(&key), &key);
+        let text = format!(
+            "public_key {}\ncanonical {}\nsigned {}\n",
+            key.public_key().to_text(),
+            String::from_utf8(signed.manifest.canonical_bytes()).unwrap(),
+            serde_json::to_string(&signed).unwrap()
+        );
+        golden("manifest.txt", &text);
+        signed.verify(&[key.public_key()], 1_700_000_001).unwrap();
+    }
+
+    #[test]
+    fn desired_state_and_buckets() {
+        let key = test_key();
+        let state = DesiredState {
+            device_id: "dev_AAAA".into(),
+            org_id: "org_AAAA".into(),
+            issued_at: 1_700_000_000,
+            expires_at: 1_700_000_300,
+            slots: vec![ModelAssignment {
+                model: "kws".into(),
+                version: 3,
+                artifact_id: "ab".repeat(32),
+                rollout_id: Some("rol_AAAA".into()),
+                manifest: SignedManifest::sign(manifest(&key), &key),
+            }],
+        };
+        let signed = SignedDesiredState::sign(&state, &key);
+        golden(
+            "desired_state.json",
+            &serde_json::to_string_pretty(&signed).unwrap(),
+        );
+        let buckets: Vec<u32> = (0..8)
+            .map(|i| RolloutBucket::of("rol_golden", &format!("dev_{i}")).value())
+            .collect();
+        golden("buckets.json", &serde_json::to_string(&buckets).unwrap());
+    }
+
+    #[test]
+    fn telemetry_batch() {
+        let text = r#"{"seq":7,"abandoned_through":3,"recorded_at":1700000000,"events":[{"type":"health","battery_percent":80,"charging":false,"network":"wifi","free_storage":"under10_gb","thermal":"fair","completion":"completed"},{"type":"versions","sdk":{"major":0,"minor":1,"patch":0},"active":[{"model":"kws","version":3}]},{"type":"latency","model":{"model":"kws","version":3},"counts":[0,4,9,1,0,0,0,0,0,0,0,0]},{"type":"quality","model":{"model":"kws","version":3},"metric":"accuracy","sum":41.5,"count":50},{"type":"events","code":"security_rollback","count":1},{"type":"rollout_progress","model":{"model":"kws","version":3},"state":"active"}]}"#;
+        let batch = TelemetryBatch::parse(text.as_bytes()).unwrap();
+        let again = serde_json::to_string(&batch).unwrap();
+        assert_eq!(again, text);
+        golden("telemetry_batch.json", &again);
+    }
+}

@@ -74,6 +74,16 @@ impl From<ErrorCode> for ApiError {
                 "refresh token was already used; the device's credentials are revoked"
             }
             ErrorCode::DeviceRevoked => "device is revoked",
+            ErrorCode::ArtifactMalformed => "artifact is malformed",
+            ErrorCode::ArtifactTooLarge => "artifact or body is too large",
+            ErrorCode::ArtifactSignatureInvalid => "artifact signature does not verify",
+            ErrorCode::PublisherKeyUnknown => "artifact is not signed by a registered publisher key of this org",
+            ErrorCode::ArtifactTampered => "artifact bytes do not match the manifest",
+            ErrorCode::ArtifactExpired => "artifact manifest has expired",
+            ErrorCode::VersionNotApproved => "model version is not approved",
+            ErrorCode::NotAssigned => "device is not assigned this artifact",
+            ErrorCode::TelemetryInvalid => "telemetry batch is not valid",
+            ErrorCode::RangeNotSatisfiable => "requested range is outside the artifact",
             ErrorCode::Internal => "internal error",
         };
         Self::new(code, message)
