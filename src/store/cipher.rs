@@ -326,16 +326,33 @@ fn parse_header(slot: Slot<'_>, envelope: &[u8]) -> Result<Header> {
     })
 }
 
-fn associated_data(header: &[u8], slot: Slot<'_>) -> Vec<u8> {
-    let mut ad = Vec::with_capacity(64 + slot.row.len());
-    ad.extend_from_slice(AD_DOMAIN);
-    ad.extend_from_slice(&header[..5]);
-    ad.extend_from_slice(&RECORD_LAYOUT_VERSION.to_be_bytes());
-    for part in [slot.table.as_bytes(), slot.column.as_bytes(), slot.row] {
-        ad.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        ad.extend_from_slice(part);
+/// Calls `f` with the associated data of `slot` under envelope `header`, built on the stack
+/// when it fits (the common case) to keep an allocation off every value.
+fn with_associated_data<T>(header: &[u8], slot: Slot<'_>, f: impl FnOnce(&[u8]) -> T) -> T {
+    const STACK: usize = 256;
+    let parts = [slot.table.as_bytes(), slot.column.as_bytes(), slot.row];
+    let len = AD_DOMAIN.len() + 5 + 4 + parts.iter().map(|p| 8 + p.len()).sum::<usize>();
+    let mut stack = [0u8; STACK];
+    let mut heap = Vec::new();
+    let buf: &mut [u8] = if len <= STACK {
+        &mut stack[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap[..]
+    };
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        buf[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(AD_DOMAIN);
+    put(&header[..5]);
+    put(&RECORD_LAYOUT_VERSION.to_be_bytes());
+    for part in parts {
+        put(&(part.len() as u64).to_be_bytes());
+        put(part);
     }
-    ad
+    f(buf)
 }
 
 /// Seals `plaintext` with `key` for `slot` under `nonce`, which must be fresh and random.
@@ -349,16 +366,17 @@ pub(crate) fn seal_with(
     out.push(FORMAT_V1);
     out.extend_from_slice(&key.id.to_be_bytes());
     out.extend_from_slice(&nonce);
-    let ad = associated_data(&out, slot);
+    let mut header = [0u8; 5];
+    header.copy_from_slice(&out[..5]);
     out.extend_from_slice(plaintext);
-    let tag = key
-        .aead()
-        .seal_in_place_separate_tag(
+    let tag = with_associated_data(&header, slot, |ad| {
+        key.aead().seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(&ad),
+            Aad::from(ad),
             &mut out[HEADER_LEN..],
         )
-        .map_err(|_| StoreError::InvalidInput("value too large to seal"))?;
+    })
+    .map_err(|_| StoreError::InvalidInput("value too large to seal"))?;
     out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
@@ -375,17 +393,17 @@ pub(crate) fn open_with(
     }
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&envelope[5..HEADER_LEN]);
-    let ad = associated_data(envelope, slot);
     let mut buf = Zeroizing::new(envelope[HEADER_LEN..].to_vec());
-    let len = key
-        .aead()
-        .open_in_place(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&ad),
-            &mut buf[..],
-        )
-        .map_err(|_| slot.tampered(TamperKind::AuthenticationFailed))?
-        .len();
+    let len = with_associated_data(envelope, slot, |ad| {
+        key.aead()
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(ad),
+                &mut buf[..],
+            )
+            .map(|plain| plain.len())
+    })
+    .map_err(|_| slot.tampered(TamperKind::AuthenticationFailed))?;
     buf.truncate(len);
     Ok(buf)
 }
@@ -427,7 +445,9 @@ mod tests {
         eprintln!("open 100B: {:?}", start.elapsed() / 200_000);
         let start = std::time::Instant::now();
         for _ in 0..200_000 {
-            std::hint::black_box(associated_data(&env, slot(b"0123456789abcdef0123")));
+            with_associated_data(&env, slot(b"0123456789abcdef0123"), |ad| {
+                std::hint::black_box(ad.len())
+            });
         }
         eprintln!("ad: {:?}", start.elapsed() / 200_000);
         let start = std::time::Instant::now();
