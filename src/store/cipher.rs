@@ -432,46 +432,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "timing probe, run with --release --nocapture"]
-    fn open_timing_probe() {
-        let cipher = cipher_with(&[3], 3);
-        let env = cipher
-            .seal(slot(b"0123456789abcdef0123"), &[1u8; 100])
-            .unwrap();
-        let start = std::time::Instant::now();
-        for _ in 0..200_000 {
-            std::hint::black_box(cipher.open(slot(b"0123456789abcdef0123"), &env).unwrap());
-        }
-        eprintln!("open 100B: {:?}", start.elapsed() / 200_000);
-        let start = std::time::Instant::now();
-        for _ in 0..200_000 {
-            with_associated_data(&env, slot(b"0123456789abcdef0123"), |ad| {
-                std::hint::black_box(ad.len())
-            });
-        }
-        eprintln!("ad: {:?}", start.elapsed() / 200_000);
-        let start = std::time::Instant::now();
-        for _ in 0..200_000 {
-            std::hint::black_box(Zeroizing::new(env.to_vec()));
-        }
-        eprintln!("copy: {:?}", start.elapsed() / 200_000);
-        let start = std::time::Instant::now();
-        for _ in 0..200_000 {
-            std::hint::black_box(
-                cipher
-                    .seal(slot(b"0123456789abcdef0123"), &[1u8; 100])
-                    .unwrap(),
-            );
-        }
-        eprintln!("seal 100B: {:?}", start.elapsed() / 200_000);
-        let start = std::time::Instant::now();
-        for _ in 0..200_000 {
-            std::hint::black_box(cipher.lookup("kv", "namespace", b"some key"));
-        }
-        eprintln!("lookup: {:?}", start.elapsed() / 200_000);
-    }
-
-    #[test]
     fn envelope_layout_is_header_ciphertext_tag() {
         let cipher = cipher_with(&[7], 7);
         let env = cipher.seal(slot(b"r"), b"hello").unwrap();
