@@ -421,3 +421,25 @@ fn interrupted_erasure_is_reported_and_can_be_finished() {
     assert!(!path.exists());
     assert_eq!(open(&path, true).kv().get(NS, b"k").unwrap(), None);
 }
+
+#[test]
+fn a_lock_held_elsewhere_is_reported_as_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = Store::builder(&path)
+        .key_provider(provider())
+        .busy_timeout(Duration::from_millis(50))
+        .open()
+        .unwrap();
+    store.kv().put(NS, b"k", b"v").unwrap();
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert!(matches!(
+        store.kv().put(NS, b"k2", b"v2"),
+        Err(StoreError::Busy)
+    ));
+    // Readers are not blocked by a writer (WAL).
+    assert_eq!(store.kv().get(NS, b"k").unwrap().unwrap().as_bytes(), b"v");
+    other.execute_batch("COMMIT").unwrap();
+    store.kv().put(NS, b"k2", b"v2").unwrap();
+}
