@@ -51,7 +51,7 @@ pub enum ErrorCode {
     /// The artifact bundle does not have the artifact layout, or its manifest is malformed.
     ArtifactMalformed,
     /// The artifact or request body is larger than the server accepts.
-    ArtifactTooLarge,
+    PayloadTooLarge,
     /// The manifest is unsigned or its signature does not verify against the named publisher key.
     ArtifactSignatureInvalid,
     /// The manifest is signed by a key that is not a registered, unrevoked publisher key of this org.
@@ -95,7 +95,7 @@ impl ErrorCode {
         Self::RefreshTokenReused,
         Self::DeviceRevoked,
         Self::ArtifactMalformed,
-        Self::ArtifactTooLarge,
+        Self::PayloadTooLarge,
         Self::ArtifactSignatureInvalid,
         Self::PublisherKeyUnknown,
         Self::ArtifactTampered,
@@ -111,7 +111,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             Self::BadRequest | Self::ArtifactMalformed => 400,
-            Self::ArtifactTooLarge => 413,
+            Self::PayloadTooLarge => 413,
             Self::RangeNotSatisfiable => 416,
             Self::ArtifactSignatureInvalid
             | Self::PublisherKeyUnknown
@@ -163,7 +163,7 @@ impl ErrorCode {
             Self::RefreshTokenReused => "refresh_token_reused",
             Self::DeviceRevoked => "device_revoked",
             Self::ArtifactMalformed => "artifact_malformed",
-            Self::ArtifactTooLarge => "artifact_too_large",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::ArtifactSignatureInvalid => "artifact_signature_invalid",
             Self::PublisherKeyUnknown => "publisher_key_unknown",
             Self::ArtifactTampered => "artifact_tampered",

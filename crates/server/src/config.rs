@@ -52,10 +52,21 @@ pub struct ServerConfig {
     pub rate_limits: RateLimits,
     /// Number of read-only SQLite connections.
     pub sqlite_readers: usize,
+    /// Largest artifact ciphertext accepted on upload, bytes.
+    pub max_artifact_bytes: u64,
+    /// Lifetime of a signed desired state, seconds (short: freshness).
+    pub desired_state_ttl_secs: i64,
+    /// How long telemetry and health history are kept, seconds.
+    pub telemetry_retention_secs: i64,
+    /// A device seen within this many seconds counts as online.
+    pub online_window_secs: i64,
+    /// How far above its acknowledged sequence a device's batch may be.
+    pub telemetry_seq_window: u64,
 }
 
 impl ServerConfig {
-    /// Defaults: 15-minute access tokens, 30-day refresh tokens, ±60 s proof window.
+    /// Defaults: 15-minute access tokens, 30-day refresh tokens, ±60 s proof window, 256 MiB
+    /// artifacts, 5-minute desired states, 30-day telemetry retention, 15-minute online window.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -68,6 +79,11 @@ impl ServerConfig {
             proof_freshness_secs: edgekeep_protocol::proof::DEFAULT_FRESHNESS_SECS,
             rate_limits: RateLimits::default(),
             sqlite_readers: 4,
+            max_artifact_bytes: 256 * 1024 * 1024,
+            desired_state_ttl_secs: 300,
+            telemetry_retention_secs: 30 * 24 * 3600,
+            online_window_secs: 15 * 60,
+            telemetry_seq_window: 10_000,
         }
     }
 }

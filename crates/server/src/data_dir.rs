@@ -3,6 +3,8 @@
 //! ```text
 //! <data>/edgekeep.db        SQLite database (WAL)
 //! <data>/server.key         server secret (0600)
+//! <data>/desired-state.key  Ed25519 key that signs desired states (0600)
+//! <data>/artifacts/<id>     artifact ciphertexts, named by their SHA-256
 //! <data>/tls/ca.pem         development CA clients trust (generated at init)
 //! <data>/tls/cert.pem       server certificate chain
 //! <data>/tls/key.pem        server private key (0600)
@@ -37,6 +39,34 @@ impl DataDir {
     /// The server secret file.
     pub fn secret(&self) -> PathBuf {
         self.root.join("server.key")
+    }
+
+    /// The desired-state signing key.
+    pub fn desired_state_key(&self) -> PathBuf {
+        self.root.join("desired-state.key")
+    }
+
+    /// The folder of artifact ciphertexts.
+    pub fn artifacts(&self) -> PathBuf {
+        self.root.join("artifacts")
+    }
+
+    /// Loads the desired-state signing key, creating it (0600) if the folder predates it.
+    pub fn load_or_create_desired_state_key(
+        &self,
+    ) -> Result<edgekeep_protocol::signing::SigningKey, ServerError> {
+        use edgekeep_protocol::signing::SigningKey;
+        let path = self.desired_state_key();
+        if !path.exists() {
+            let key =
+                SigningKey::generate(&SystemRandom::new()).map_err(|_| ServerError::Random)?;
+            write_private(&path, key.to_text().as_bytes())?;
+        }
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&path)
+                .map_err(ServerError::io("reading the desired-state key"))?,
+        );
+        SigningKey::from_text(&text).map_err(|_| ServerError::BadSecret)
     }
 
     /// The development CA certificate.
@@ -208,6 +238,7 @@ pub fn init(data_dir: &Path, org_name: &str) -> Result<OrgCreated, ServerError> 
         let secret = crate::secret::ServerSecret::generate_bytes()?;
         write_private(&dir.secret(), secret.as_ref())?;
     }
+    dir.load_or_create_desired_state_key()?;
     let storage = SqliteStorage::open(&dir.database(), 1)?;
     create_org_in(&storage, org_name)
 }
@@ -226,6 +257,7 @@ mod tests {
         for path in [
             dir.database(),
             dir.secret(),
+            dir.desired_state_key(),
             dir.ca_cert(),
             dir.cert(),
             dir.key(),

@@ -75,9 +75,11 @@ impl From<ErrorCode> for ApiError {
             }
             ErrorCode::DeviceRevoked => "device is revoked",
             ErrorCode::ArtifactMalformed => "artifact is malformed",
-            ErrorCode::ArtifactTooLarge => "artifact or body is too large",
+            ErrorCode::PayloadTooLarge => "request body or artifact is too large",
             ErrorCode::ArtifactSignatureInvalid => "artifact signature does not verify",
-            ErrorCode::PublisherKeyUnknown => "artifact is not signed by a registered publisher key of this org",
+            ErrorCode::PublisherKeyUnknown => {
+                "artifact is not signed by a registered publisher key of this org"
+            }
             ErrorCode::ArtifactTampered => "artifact bytes do not match the manifest",
             ErrorCode::ArtifactExpired => "artifact manifest has expired",
             ErrorCode::VersionNotApproved => "model version is not approved",

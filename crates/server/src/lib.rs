@@ -1,5 +1,6 @@
-//! The edgekeep control plane: orgs, members, API keys, device enrollment and credentials, and a
-//! hash-chained audit trail, served as a versioned JSON API over HTTPS.
+//! The edgekeep control plane: orgs, members, API keys, device enrollment and credentials, a
+//! hash-chained audit trail, the model registry, rollouts, signed desired state, artifact
+//! delivery, telemetry ingest and fleet health, served as a versioned JSON API over HTTPS.
 //!
 //! Start it in-process with [`Server::start`]; prepare a data folder with [`init`]. Files:
 //!
@@ -11,16 +12,20 @@
 //! - [`storage`]: the [`storage::Storage`] trait and its SQLite implementation.
 //! - [`audit`]: audit chain hashing and verification.
 //! - [`ratelimit`], [`replay`]: in-memory token buckets and the proof `jti` cache.
+//! - [`desired`]: which version each model slot of a device should run (rollout resolution).
+//! - [`artifact_store`]: artifact ciphertexts on disk, content addressed, read by range.
 //! - [`secret`]: the server secret that seals per-device key-wrapping keys at rest.
 //! - [`tls`]: development certificate generation and loading.
 
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod artifact_store;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod data_dir;
+pub mod desired;
 pub mod error;
 pub mod ratelimit;
 pub mod replay;

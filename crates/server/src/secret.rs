@@ -86,6 +86,11 @@ pub fn kwk_context(org_id: &str, device_id: &str) -> Vec<u8> {
     format!("edgekeep/v1/kwk\0{org_id}\0{device_id}").into_bytes()
 }
 
+/// The sealing context of an artifact's content key.
+pub fn content_key_context(org_id: &str, artifact_id: &str) -> Vec<u8> {
+    format!("edgekeep/v1/content-key\0{org_id}\0{artifact_id}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

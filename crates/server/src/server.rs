@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
 
 use crate::api::{AppState, router};
+use crate::artifact_store::ArtifactStore;
 use crate::auth::ClientAddr;
 use crate::config::ServerConfig;
 use crate::data_dir::{DataDir, OrgCreated, create_org_in};
@@ -52,9 +53,19 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(ServerError::io("reading the bound address"))?;
-        let state = AppState::new(Arc::clone(&storage), config, secret);
+        let desired_state_key = dir.load_or_create_desired_state_key()?;
+        let artifacts = ArtifactStore::open(dir.artifacts())?;
+        let retention = config.telemetry_retention_secs;
+        let state = AppState::new(
+            Arc::clone(&storage),
+            config,
+            secret,
+            desired_state_key,
+            artifacts,
+        );
         let app = router(state);
         let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(purge_loop(Arc::clone(&storage), retention, stop_rx.clone()));
         let task = tokio::spawn(accept_loop(listener, tls, app, stop_rx));
         tracing::info!(%addr, "edgekeep-server listening");
         Ok(RunningServer {
@@ -64,6 +75,29 @@ impl Server {
             stop: stop_tx,
             task: Some(task),
         })
+    }
+}
+
+/// How often telemetry past its retention is deleted.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+async fn purge_loop(
+    storage: Arc<dyn Storage>,
+    retention_secs: i64,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let storage = Arc::clone(&storage);
+        let before = crate::now() - retention_secs;
+        match tokio::task::spawn_blocking(move || storage.purge_telemetry(before)).await {
+            Ok(Ok(rows)) => tracing::debug!(rows, "telemetry past retention deleted"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "telemetry purge failed"),
+            Err(_) => tracing::warn!("telemetry purge task failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+            _ = stop.changed() => break,
+        }
     }
 }
 

@@ -1,14 +1,21 @@
 //! The `/v1` router, its middleware, body extractors and the OpenAPI document.
 //!
 //! Files: [`members`] (org and members), [`keys`] (API keys), [`devices`] (bootstrap tokens and
-//! device administration), [`device`] (calls made by devices), [`audit`] (export and verify).
+//! device administration), [`device`] (calls made by devices), [`audit`] (export and verify),
+//! [`registry`] (publisher keys, artifact upload, approval), [`rollouts`], [`delivery`]
+//! (desired state, artifact download, wrapped keys), [`telemetry`] (ingest), [`fleet`] (health).
 
 pub mod audit;
+pub mod delivery;
 pub mod device;
 pub mod devices;
+pub mod fleet;
 pub mod keys;
 pub mod members;
+pub mod registry;
+pub mod rollouts;
 mod state;
+pub mod telemetry;
 
 pub use state::{AppState, Limits};
 
@@ -63,6 +70,26 @@ pub struct ApiPath<T>(pub T);
         device::me,
         audit::export,
         audit::verify,
+        registry::register_publisher_key,
+        registry::list_publisher_keys,
+        registry::revoke_publisher_key,
+        registry::upload_artifact,
+        registry::list_models,
+        registry::approve_version,
+        rollouts::create_rollout,
+        rollouts::list_rollouts,
+        rollouts::get_rollout,
+        rollouts::promote,
+        rollouts::pause,
+        rollouts::resume,
+        rollouts::rollback,
+        delivery::desired_state,
+        delivery::desired_state_key,
+        delivery::download_artifact,
+        delivery::artifact_key,
+        telemetry::ingest,
+        fleet::health,
+        fleet::devices,
     ),
     components(schemas(edgekeep_protocol::ErrorBody, edgekeep_protocol::ErrorCode)),
     modifiers(&SecuritySchemes)
@@ -172,6 +199,42 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/device/me", get(device::me))
         .route("/v1/audit", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))
+        .route(
+            "/v1/publisher-keys",
+            get(registry::list_publisher_keys).post(registry::register_publisher_key),
+        )
+        .route(
+            "/v1/publisher-keys/{key_id}",
+            delete(registry::revoke_publisher_key),
+        )
+        .route("/v1/artifacts", post(registry::upload_artifact))
+        .route("/v1/models", get(registry::list_models))
+        .route(
+            "/v1/models/{model}/versions/{version}/approve",
+            post(registry::approve_version),
+        )
+        .route(
+            "/v1/rollouts",
+            get(rollouts::list_rollouts).post(rollouts::create_rollout),
+        )
+        .route("/v1/rollouts/{id}", get(rollouts::get_rollout))
+        .route("/v1/rollouts/{id}/promote", post(rollouts::promote))
+        .route("/v1/rollouts/{id}/pause", post(rollouts::pause))
+        .route("/v1/rollouts/{id}/resume", post(rollouts::resume))
+        .route("/v1/rollouts/{id}/rollback", post(rollouts::rollback))
+        .route("/v1/desired-state-key", get(delivery::desired_state_key))
+        .route("/v1/device/desired-state", get(delivery::desired_state))
+        .route(
+            "/v1/device/artifacts/{artifact_id}",
+            get(delivery::download_artifact),
+        )
+        .route(
+            "/v1/device/artifacts/{artifact_id}/key",
+            get(delivery::artifact_key),
+        )
+        .route("/v1/device/telemetry", post(telemetry::ingest))
+        .route("/v1/fleet/health", get(fleet::health))
+        .route("/v1/fleet/devices", get(fleet::devices))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

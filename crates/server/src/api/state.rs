@@ -5,6 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use edgekeep_protocol::signing::SigningKey;
+
+use crate::artifact_store::ArtifactStore;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
@@ -20,6 +23,9 @@ pub struct AppState {
 
 struct Inner {
     storage: Arc<dyn Storage>,
+    desired_state_key: SigningKey,
+    artifacts: ArtifactStore,
+    device_last_seen: Mutex<HashMap<String, i64>>,
     config: ServerConfig,
     secret: ServerSecret,
     rng: SystemRandom,
@@ -42,8 +48,15 @@ pub struct Limits {
 }
 
 impl AppState {
-    /// Builds the state over opened storage and the loaded server secret.
-    pub fn new(storage: Arc<dyn Storage>, config: ServerConfig, secret: ServerSecret) -> Self {
+    /// Builds the state over opened storage, the loaded server secret, the desired-state
+    /// signing key and the artifact store.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        config: ServerConfig,
+        secret: ServerSecret,
+        desired_state_key: SigningKey,
+        artifacts: ArtifactStore,
+    ) -> Self {
         let limits = Limits {
             enroll_org: RateLimiter::per_minute(config.rate_limits.enrollments_per_org),
             enroll_addr: RateLimiter::per_minute(config.rate_limits.enrollments_per_address),
@@ -53,6 +66,9 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 storage,
+                desired_state_key,
+                artifacts,
+                device_last_seen: Mutex::new(HashMap::new()),
                 replay: ReplayCache::new(config.proof_freshness_secs),
                 config,
                 secret,
@@ -76,6 +92,32 @@ impl AppState {
     /// The server secret.
     pub fn secret(&self) -> &ServerSecret {
         &self.inner.secret
+    }
+
+    /// The key that signs desired states.
+    pub fn desired_state_key(&self) -> &SigningKey {
+        &self.inner.desired_state_key
+    }
+
+    /// The artifact ciphertext store.
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.inner.artifacts
+    }
+
+    /// Whether a device's last-seen time should be written now (at most every 30 seconds).
+    pub fn should_touch_device(&self, device_id: &str, now: i64) -> bool {
+        let mut seen = self
+            .inner
+            .device_last_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match seen.get(device_id) {
+            Some(last) if now - *last < 30 => false,
+            _ => {
+                seen.insert(device_id.to_owned(), now);
+                true
+            }
+        }
     }
 
     /// The random generator.

@@ -5,7 +5,8 @@ use rusqlite::Connection;
 use super::StorageError;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Never edit one; append.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orgs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -90,7 +91,106 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
-"#];
+"#,
+    r#"
+CREATE TABLE publisher_keys (
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    key_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    PRIMARY KEY (org_id, key_id)
+);
+CREATE TABLE model_versions (
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    artifact_id TEXT NOT NULL UNIQUE,
+    manifest TEXT NOT NULL,
+    sealed_content_key BLOB NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    approved_at INTEGER,
+    approved_by TEXT,
+    PRIMARY KEY (org_id, model, version)
+);
+CREATE TABLE rollouts (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    previous_version INTEGER,
+    device_group TEXT,
+    basis_points INTEGER NOT NULL CHECK (basis_points BETWEEN 0 AND 10000),
+    status TEXT NOT NULL CHECK (status IN ('active', 'paused', 'rolled_back')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX rollouts_org_model ON rollouts(org_id, model);
+CREATE TABLE rollout_progress (
+    rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    org_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (rollout_id, device_id)
+);
+CREATE INDEX rollout_progress_org ON rollout_progress(org_id);
+CREATE TABLE device_status (
+    device_id TEXT PRIMARY KEY REFERENCES devices(id),
+    org_id TEXT NOT NULL,
+    last_seen_at INTEGER,
+    sdk_version TEXT,
+    active_models TEXT,
+    health TEXT,
+    health_at INTEGER,
+    acked_through INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX device_status_org ON device_status(org_id);
+CREATE TABLE telemetry_batches (
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+CREATE TABLE telemetry_latency (
+    org_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    counts TEXT NOT NULL
+);
+CREATE INDEX telemetry_latency_org ON telemetry_latency(org_id, at);
+CREATE TABLE telemetry_quality (
+    org_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    sum REAL NOT NULL,
+    count INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX telemetry_quality_org ON telemetry_quality(org_id, at);
+CREATE TABLE telemetry_events (
+    org_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX telemetry_events_org ON telemetry_events(org_id, at);
+CREATE TABLE telemetry_health (
+    org_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    health TEXT NOT NULL
+);
+CREATE INDEX telemetry_health_org ON telemetry_health(org_id, at);
+"#,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

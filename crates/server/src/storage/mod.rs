@@ -6,9 +6,15 @@
 
 #[cfg(test)]
 mod conformance;
+mod fleet;
 mod migrations;
 mod sqlite;
+mod sqlite_fleet;
 
+pub use fleet::{
+    DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
+    RolloutRecord, TelemetryWindow,
+};
 pub use sqlite::SqliteStorage;
 
 use edgekeep_protocol::api::{AuditEntry, Permission, Role};
@@ -181,7 +187,8 @@ pub enum RefreshOutcome {
 }
 
 /// The control plane's persistence. Implementations must be safe to share across threads.
-pub trait Storage: Send + Sync + 'static {
+/// The model registry, rollouts and telemetry are in the [`FleetStorage`] supertrait.
+pub trait Storage: FleetStorage + Send + Sync + 'static {
     /// Creates an org with its first Owner and that Owner's first API key.
     fn create_org(
         &self,

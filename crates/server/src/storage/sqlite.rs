@@ -65,7 +65,7 @@ impl SqliteStorage {
         })
     }
 
-    fn read(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn read(&self) -> MutexGuard<'_, Connection> {
         for reader in &self.readers {
             if let Ok(guard) = reader.try_lock() {
                 return guard;
@@ -75,7 +75,7 @@ impl SqliteStorage {
         lock(&self.readers[index])
     }
 
-    fn write<T>(
+    pub(super) fn write<T>(
         &self,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
@@ -98,7 +98,7 @@ impl std::fmt::Display for BadValue {
 
 impl std::error::Error for BadValue {}
 
-fn bad(index: usize, what: &'static str) -> rusqlite::Error {
+pub(super) fn bad(index: usize, what: &'static str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(BadValue(what)))
 }
 
@@ -197,7 +197,10 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-fn append_audit_tx(tx: &Transaction<'_>, event: &AuditEvent) -> Result<(), StorageError> {
+pub(super) fn append_audit_tx(
+    tx: &Transaction<'_>,
+    event: &AuditEvent,
+) -> Result<(), StorageError> {
     let head: Option<(i64, String)> = tx
         .query_row(
             "SELECT seq, hash FROM audit_heads WHERE org_id = ?1",

@@ -221,3 +221,215 @@ pub async fn assert_error(response: reqwest::Response, code: ErrorCode) {
     );
     assert_eq!(status.as_u16(), code.http_status());
 }
+
+// ---- model registry, rollouts, delivery and telemetry helpers (issue 5) ----
+
+use edgekeep_protocol::artifact::{
+    ArtifactSpec, BuiltArtifact, ModelFormat, SemVer, build_artifact,
+};
+use edgekeep_protocol::desired_state::{DesiredState, DesiredStateKeyInfo, SignedDesiredState};
+use edgekeep_protocol::fleet::{ModelVersionInfo, RolloutInfo};
+use edgekeep_protocol::signing::{SigningKey, VerifyingKey};
+
+/// A fresh publisher key.
+pub fn publisher_key() -> SigningKey {
+    SigningKey::generate(&ring::rand::SystemRandom::new()).unwrap()
+}
+
+/// The spec of a test model version valid for a day.
+pub fn spec(model: &str, version: u64) -> ArtifactSpec {
+    ArtifactSpec {
+        model: model.to_owned(),
+        version,
+        format: ModelFormat::Onnx,
+        min_sdk_version: SemVer::new(0, 1, 0),
+        tract_version: SemVer::new(0, 23, 9),
+        opset: 17,
+        created_at: now() - 10,
+        expires_at: now() + 86_400,
+    }
+}
+
+/// Builds an artifact of `model_bytes`.
+pub fn build(key: &SigningKey, model: &str, version: u64, model_bytes: &[u8]) -> BuiltArtifact {
+    build_artifact(
+        model_bytes,
+        &spec(model, version),
+        key,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap()
+}
+
+impl TestServer {
+    /// Registers a publisher key with an Owner key.
+    pub async fn register_publisher(&self, owner_key: &str, key: &SigningKey) {
+        let (status, value) = self
+            .call(
+                Method::POST,
+                "/v1/publisher-keys",
+                owner_key,
+                Some(serde_json::json!({"name": "ci", "public_key": key.public_key().to_text()})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{value}");
+    }
+
+    /// Uploads raw bundle bytes.
+    pub async fn upload(&self, api_key: &str, bundle: Vec<u8>) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/artifacts"))
+            .bearer_auth(api_key)
+            .header("content-type", "application/octet-stream")
+            .body(bundle)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Builds, uploads and approves a version; returns it.
+    pub async fn publish(
+        &self,
+        api_key: &str,
+        publisher: &SigningKey,
+        model: &str,
+        version: u64,
+        model_bytes: &[u8],
+    ) -> ModelVersionInfo {
+        let built = build(publisher, model, version, model_bytes);
+        let response = self.upload(api_key, built.to_bundle()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let (status, value) = self
+            .call(
+                Method::POST,
+                &format!("/v1/models/{model}/versions/{version}/approve"),
+                api_key,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// Starts a rollout.
+    pub async fn rollout(
+        &self,
+        api_key: &str,
+        model: &str,
+        version: u64,
+        group: Option<&str>,
+        basis_points: u32,
+    ) -> RolloutInfo {
+        let (status, value) = self
+            .call(
+                Method::POST,
+                "/v1/rollouts",
+                api_key,
+                Some(serde_json::json!({"model": model, "version": version,
+                    "device_group": group, "basis_points": basis_points})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{value}");
+        serde_json::from_value(value).unwrap()
+    }
+
+    /// Calls a rollout action (`promote`, `pause`, `resume`, `rollback`).
+    pub async fn rollout_action(
+        &self,
+        api_key: &str,
+        id: &str,
+        action: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            &format!("/v1/rollouts/{id}/{action}"),
+            api_key,
+            Some(body.unwrap_or(serde_json::json!({}))),
+        )
+        .await
+    }
+
+    /// The server's desired-state key.
+    pub async fn desired_state_key(&self) -> VerifyingKey {
+        let info: DesiredStateKeyInfo = self
+            .client
+            .get(self.url("/v1/desired-state-key"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        VerifyingKey::from_text(&info.public_key).unwrap()
+    }
+
+    /// Fetches and verifies a device's desired state.
+    pub async fn desired_state(&self, device: &Device) -> DesiredState {
+        let response = self.device_get(device, "/v1/device/desired-state").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let signed: SignedDesiredState = response.json().await.unwrap();
+        let key = self.desired_state_key().await;
+        signed.verify(&key, &device.id, now()).unwrap()
+    }
+
+    /// The version a device's desired state names for `model`.
+    pub async fn desired_version(&self, device: &Device, model: &str) -> Option<u64> {
+        self.desired_state(device)
+            .await
+            .slots
+            .iter()
+            .find(|s| s.model == model)
+            .map(|s| s.version)
+    }
+
+    /// A device POST of raw bytes with a correct proof.
+    pub async fn device_post(
+        &self,
+        device: &Device,
+        path: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        let url = self.url(path);
+        let proof = proof::build_proof(&device.key, "POST", &url, &device.access, now()).unwrap();
+        self.client
+            .post(url)
+            .header("authorization", proof::authorization_value(&device.access))
+            .header(proof::PROOF_HEADER, proof)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A device GET with extra headers.
+    pub async fn device_get_with(
+        &self,
+        device: &Device,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> reqwest::Response {
+        let url = self.url(path);
+        let proof = proof::build_proof(&device.key, "GET", &url, &device.access, now()).unwrap();
+        let mut request = self
+            .client
+            .get(url)
+            .header("authorization", proof::authorization_value(&device.access))
+            .header(proof::PROOF_HEADER, proof);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Enrolls `count` devices (optionally in a group).
+    pub async fn enroll_many(&self, count: usize, group: Option<&str>) -> Vec<Device> {
+        let mut devices = Vec::with_capacity(count);
+        for _ in 0..count {
+            let token = self.bootstrap(&self.owner_key, group).await;
+            devices.push(self.enroll(&self.org_id, &token).await);
+        }
+        devices
+    }
+}

@@ -1,9 +1,16 @@
--- user_version = 1
+-- user_version = 2
 CREATE INDEX api_keys_org ON api_keys(org_id);
 CREATE INDEX audit_log_time ON audit_log(org_id, at);
+CREATE INDEX device_status_org ON device_status(org_id);
 CREATE INDEX device_tokens_family ON device_tokens(family);
 CREATE INDEX devices_org_group ON devices(org_id, device_group);
 CREATE INDEX members_org ON members(org_id);
+CREATE INDEX rollout_progress_org ON rollout_progress(org_id);
+CREATE INDEX rollouts_org_model ON rollouts(org_id, model);
+CREATE INDEX telemetry_events_org ON telemetry_events(org_id, at);
+CREATE INDEX telemetry_health_org ON telemetry_health(org_id, at);
+CREATE INDEX telemetry_latency_org ON telemetry_latency(org_id, at);
+CREATE INDEX telemetry_quality_org ON telemetry_quality(org_id, at);
 CREATE TABLE api_keys (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL REFERENCES orgs(id),
@@ -46,6 +53,16 @@ CREATE TABLE bootstrap_tokens (
     used_at INTEGER,
     device_id TEXT
 );
+CREATE TABLE device_status (
+    device_id TEXT PRIMARY KEY REFERENCES devices(id),
+    org_id TEXT NOT NULL,
+    last_seen_at INTEGER,
+    sdk_version TEXT,
+    active_models TEXT,
+    health TEXT,
+    health_at INTEGER,
+    acked_through INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE device_tokens (
     hash BLOB PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('access', 'refresh')),
@@ -74,10 +91,89 @@ CREATE TABLE members (
     created_at INTEGER NOT NULL,
     removed_at INTEGER
 );
+CREATE TABLE model_versions (
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    artifact_id TEXT NOT NULL UNIQUE,
+    manifest TEXT NOT NULL,
+    sealed_content_key BLOB NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    uploaded_by TEXT NOT NULL,
+    approved_at INTEGER,
+    approved_by TEXT,
+    PRIMARY KEY (org_id, model, version)
+);
 CREATE TABLE orgs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     created_at INTEGER NOT NULL
+);
+CREATE TABLE publisher_keys (
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    key_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    PRIMARY KEY (org_id, key_id)
+);
+CREATE TABLE rollout_progress (
+    rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+    device_id TEXT NOT NULL REFERENCES devices(id),
+    org_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (rollout_id, device_id)
+);
+CREATE TABLE rollouts (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    previous_version INTEGER,
+    device_group TEXT,
+    basis_points INTEGER NOT NULL CHECK (basis_points BETWEEN 0 AND 10000),
+    status TEXT NOT NULL CHECK (status IN ('active', 'paused', 'rolled_back')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE telemetry_batches (
+    device_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+CREATE TABLE telemetry_events (
+    org_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    code TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE telemetry_health (
+    org_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    health TEXT NOT NULL
+);
+CREATE TABLE telemetry_latency (
+    org_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    counts TEXT NOT NULL
+);
+CREATE TABLE telemetry_quality (
+    org_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    metric TEXT NOT NULL,
+    sum REAL NOT NULL,
+    count INTEGER NOT NULL,
+    at INTEGER NOT NULL
 );
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
