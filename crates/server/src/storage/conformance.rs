@@ -1,5 +1,5 @@
 //! One behaviour suite every [`Storage`] implementation must pass (SQLite today, PostgreSQL
-//! next): run [`suite`] against a fresh, empty store.
+//! next): run [`suite`] then [`fleet_suite`] against a fresh, empty store.
 
 use edgekeep_protocol::api::{Permission, Role};
 
@@ -295,9 +295,195 @@ pub fn suite(s: &dyn Storage) {
     );
 }
 
+/// The registry, rollout and telemetry checks; runs after [`suite`] (needs `org1`, `dev1`).
+pub fn fleet_suite(s: &dyn Storage) {
+    use edgekeep_protocol::rollout::{ProgressState, RolloutStatus};
+    use edgekeep_protocol::telemetry::TelemetryBatch;
+
+    let audited_before = audit_len(s, "org1");
+    let publisher = PublisherKeyRecord {
+        org_id: "org1".into(),
+        key_id: "ed25519:k".into(),
+        name: "ci".into(),
+        public_key: [3; 32],
+        created_at: 1_000,
+        revoked_at: None,
+    };
+    s.insert_publisher_key(&publisher, &event("org1", "publisher_key.register"))
+        .unwrap();
+    assert!(matches!(
+        s.insert_publisher_key(&publisher, &event("org1", "x")),
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(s.publisher_keys("org1").unwrap(), vec![publisher]);
+    assert!(s.publisher_keys("org2").unwrap().is_empty());
+    assert!(
+        s.revoke_publisher_key(
+            "org1",
+            "ed25519:k",
+            1_001,
+            &event("org1", "publisher_key.revoke")
+        )
+        .unwrap()
+    );
+    assert!(
+        !s.revoke_publisher_key("org1", "ed25519:k", 1_002, &event("org1", "x"))
+            .unwrap()
+    );
+
+    let version = |v: u64, artifact: &str| ModelVersionRecord {
+        org_id: "org1".into(),
+        model: "kws".into(),
+        version: v,
+        artifact_id: artifact.into(),
+        manifest_json: "{}".into(),
+        sealed_content_key: vec![1, 2, 3],
+        uploaded_at: 1_000,
+        uploaded_by: "member:own1".into(),
+        approved_at: None,
+        approved_by: None,
+    };
+    s.insert_model_version(&version(2, "a2"), &event("org1", "model_version.upload"))
+        .unwrap();
+    for refused in [version(1, "a1"), version(2, "a9"), version(3, "a2")] {
+        assert!(matches!(
+            s.insert_model_version(&refused, &event("org1", "x")),
+            Err(StorageError::Conflict(_))
+        ));
+    }
+    assert!(
+        s.approve_model_version(
+            "org1",
+            "kws",
+            2,
+            "member:own1",
+            1_003,
+            &event("org1", "model_version.approve")
+        )
+        .unwrap()
+    );
+    assert!(
+        !s.approve_model_version("org1", "kws", 2, "member:own1", 1_004, &event("org1", "x"))
+            .unwrap()
+    );
+    let stored = s.model_version_by_artifact("org1", "a2").unwrap().unwrap();
+    assert_eq!(stored.approved_at, Some(1_003));
+    assert!(s.model_version_by_artifact("org2", "a2").unwrap().is_none());
+    assert!(s.model_version("org1", "kws", 1).unwrap().is_none());
+
+    let rollout = RolloutRecord {
+        id: "rol1".into(),
+        org_id: "org1".into(),
+        model: "kws".into(),
+        version: 2,
+        previous_version: None,
+        device_group: None,
+        basis_points: 100,
+        status: RolloutStatus::Active,
+        created_at: 1_005,
+        updated_at: 1_005,
+    };
+    s.insert_rollout(&rollout, &event("org1", "rollout.create"))
+        .unwrap();
+    let resume = RolloutChange {
+        basis_points: 100,
+        status: RolloutStatus::Active,
+        from: &[RolloutStatus::Paused],
+        at: 1_006,
+    };
+    assert!(
+        !s.update_rollout("org1", "rol1", &resume, &event("org1", "x"))
+            .unwrap()
+    );
+    let promote = RolloutChange {
+        basis_points: 5_000,
+        status: RolloutStatus::Active,
+        from: &[RolloutStatus::Active],
+        at: 1_006,
+    };
+    assert!(
+        !s.update_rollout("org2", "rol1", &promote, &event("org2", "x"))
+            .unwrap()
+    );
+    assert!(
+        s.update_rollout("org1", "rol1", &promote, &event("org1", "rollout.promote"))
+            .unwrap()
+    );
+    assert_eq!(s.rollouts("org1").unwrap()[0].basis_points, 5_000);
+    assert!(s.rollouts("org2").unwrap().is_empty());
+
+    assert!(s.record_assignment("org1", "rol1", "dev1", 1_007).unwrap());
+    assert!(!s.record_assignment("org1", "rol1", "dev1", 1_008).unwrap());
+    assert!(s.has_progress("rol1", "dev1").unwrap());
+    assert_eq!(
+        s.rollout_progress("org1").unwrap(),
+        vec![("rol1".to_owned(), ProgressState::Assigned, 1)]
+    );
+
+    let batch = |seq: u64| -> TelemetryBatch {
+        serde_json::from_value(serde_json::json!({"seq": seq, "recorded_at": 1, "events": [
+            {"type": "latency", "model": {"model": "kws", "version": 2},
+             "counts": [1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]},
+            {"type": "rollout_progress", "model": {"model": "kws", "version": 2}, "state": "active"}
+        ]}))
+        .unwrap()
+    };
+    let ingest = |seq: u64| {
+        s.ingest_telemetry("org1", "dev1", &batch(seq), 2_000, 100)
+            .unwrap()
+    };
+    assert_eq!((ingest(1).acked_through, ingest(1).duplicate), (1, true));
+    assert_eq!((ingest(3).acked_through, ingest(3).duplicate), (1, true));
+    assert_eq!(ingest(2).acked_through, 3);
+    assert!(matches!(
+        s.ingest_telemetry("org1", "dev1", &batch(500), 2_000, 100),
+        Err(StorageError::Conflict(_))
+    ));
+    let window = s.telemetry_window("org1", 0).unwrap();
+    assert_eq!(
+        window.latency,
+        vec![("kws".to_owned(), 2, {
+            let mut c = [0u64; 12];
+            c[0] = 3;
+            c
+        })]
+    );
+    assert!(s.telemetry_window("org2", 0).unwrap().latency.is_empty());
+    assert_eq!(
+        s.rollout_progress("org1").unwrap(),
+        vec![("rol1".to_owned(), ProgressState::Active, 1)]
+    );
+    let statuses = s.device_statuses("org1").unwrap();
+    assert_eq!(statuses[0].last_seen_at, Some(2_000));
+    assert_eq!(s.purge_telemetry(2_001).unwrap(), 3);
+    assert!(s.telemetry_window("org1", 0).unwrap().latency.is_empty());
+
+    let entries = s.audit_entries("org1", None, None).unwrap();
+    let actions: Vec<&str> = entries[audited_before..]
+        .iter()
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "publisher_key.register",
+            "publisher_key.revoke",
+            "model_version.upload",
+            "model_version.approve",
+            "rollout.create",
+            "rollout.promote"
+        ]
+    );
+    assert_eq!(
+        verify_org(s, "org1").unwrap().result,
+        Ok(entries.len() as u64)
+    );
+}
+
 #[test]
 fn sqlite_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let storage = SqliteStorage::open(&dir.path().join("db.sqlite"), 2).unwrap();
     suite(&storage);
+    fleet_suite(&storage);
 }
