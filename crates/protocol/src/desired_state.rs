@@ -174,6 +174,15 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn verify_never_panics_on_arbitrary_documents(payload in ".{0,300}", signature in "[A-Za-z0-9_-]{0,100}") {
+            let key = SigningKey::generate(&SystemRandom::new()).unwrap();
+            let doc = SignedDesiredState { payload, key_id: key.key_id(), signature };
+            proptest::prop_assert!(doc.verify(&key.public_key(), "dev_1", 1000).is_err());
+        }
+    }
+
     #[test]
     fn verify_checks_key_signature_freshness_and_device() {
         let rng = SystemRandom::new();

@@ -497,6 +497,24 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+            let _ = TelemetryBatch::parse(&bytes);
+        }
+
+        #[test]
+        fn any_declared_batch_round_trips(seq in 1u64..1_000_000, battery in 0u8..=100, counts in proptest::prelude::any::<[u32; LATENCY_BUCKETS]>()) {
+            let body = json!({"seq": seq, "recorded_at": 1, "events": [
+                {"type": "health", "battery_percent": battery, "charging": false, "network": "none",
+                 "free_storage": "under100_mb", "thermal": "critical", "completion": "failed"},
+                {"type": "latency", "model": {"model": "m", "version": 1}, "counts": counts}]});
+            let batch = TelemetryBatch::parse(body.to_string().as_bytes()).unwrap();
+            let again = TelemetryBatch::parse(&serde_json::to_vec(&batch).unwrap()).unwrap();
+            proptest::prop_assert_eq!(batch, again);
+        }
+    }
+
     #[test]
     fn latency_buckets() {
         assert_eq!(latency_bucket(0), 0);
