@@ -1,3 +1,4 @@
 //! edgekeep: on-device ML SDK.
 pub mod inference;
 pub mod store;
+pub mod personalize;
