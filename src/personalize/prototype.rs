@@ -167,7 +167,9 @@ mod tests {
         head.add(array![1.0f32, 0.1].view(), 0).unwrap();
         head.add(array![0.9f32, -0.1].view(), 0).unwrap();
         head.add(array![0.0f32, 2.0].view(), 1).unwrap();
-        let logits = head.logits(array![[3.0f32, 0.2], [0.1, 1.0]].view()).unwrap();
+        let logits = head
+            .logits(array![[3.0f32, 0.2], [0.1, 1.0]].view())
+            .unwrap();
         assert!(logits[[0, 0]] > logits[[0, 1]]);
         assert!(logits[[1, 1]] > logits[[1, 0]]);
         assert_eq!(logits[[0, 2]], f32::NEG_INFINITY);

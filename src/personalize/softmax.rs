@@ -157,15 +157,41 @@ impl SoftmaxHead {
         anchor: &SoftmaxHead,
         l2: f32,
     ) -> (f64, Gradient) {
+        let n = embeddings.nrows().max(1) as f64;
+        let mut probs = self.logits_unchecked(embeddings);
+        softmax_rows(&mut probs);
+        let mut loss: f64 = probs
+            .outer_iter()
+            .zip(labels)
+            .map(|(row, &label)| -f64::from(row[label].max(f32::MIN_POSITIVE).ln()))
+            .sum::<f64>()
+            / n;
+        if l2 != 0.0 {
+            let sq: f64 = ndarray::Zip::from(&self.weights)
+                .and(&anchor.weights)
+                .fold(0.0, |acc, &w, &a| acc + f64::from(w - a).powi(2))
+                + ndarray::Zip::from(&self.bias)
+                    .and(&anchor.bias)
+                    .fold(0.0, |acc, &b, &a| acc + f64::from(b - a).powi(2));
+            loss += 0.5 * f64::from(l2) * sq;
+        }
+        (
+            loss,
+            self.gradient_unchecked(embeddings, labels, anchor, l2),
+        )
+    }
+
+    /// The gradient alone: what each training step needs.
+    pub(crate) fn gradient_unchecked(
+        &self,
+        embeddings: ArrayView2<'_, f32>,
+        labels: &[usize],
+        anchor: &SoftmaxHead,
+        l2: f32,
+    ) -> Gradient {
         let n = embeddings.nrows().max(1) as f32;
         let mut probs = self.logits_unchecked(embeddings);
         softmax_rows(&mut probs);
-        let mut loss = 0.0f64;
-        for (row, &label) in probs.outer_iter_mut().zip(labels) {
-            let p = row[label].max(f32::MIN_POSITIVE);
-            loss -= f64::from(p.ln());
-        }
-        loss /= f64::from(n);
         // probs becomes (P − Y) / n, the gradient of mean CE with respect to the logits.
         for (mut row, &label) in probs.outer_iter_mut().zip(labels) {
             row[label] -= 1.0;
@@ -174,24 +200,19 @@ impl SoftmaxHead {
         let mut grad_w = probs.t().dot(&embeddings);
         let mut grad_b = probs.sum_axis(Axis(0));
         if l2 != 0.0 {
-            let dw = &self.weights - &anchor.weights;
-            let db = &self.bias - &anchor.bias;
-            let sq: f64 = dw
-                .iter()
-                .chain(db.iter())
-                .map(|&v| f64::from(v) * f64::from(v))
-                .sum();
-            loss += 0.5 * f64::from(l2) * sq;
-            grad_w.scaled_add(l2, &dw);
-            grad_b.scaled_add(l2, &db);
+            ndarray::Zip::from(&mut grad_w)
+                .and(&self.weights)
+                .and(&anchor.weights)
+                .for_each(|g, &w, &a| *g += l2 * (w - a));
+            ndarray::Zip::from(&mut grad_b)
+                .and(&self.bias)
+                .and(&anchor.bias)
+                .for_each(|g, &b, &a| *g += l2 * (b - a));
         }
-        (
-            loss,
-            Gradient {
-                weights: grad_w,
-                bias: grad_b,
-            },
-        )
+        Gradient {
+            weights: grad_w,
+            bias: grad_b,
+        }
     }
 
     fn check_dim(&self, actual: usize) -> Result<()> {
@@ -311,15 +332,15 @@ mod tests {
         assert!(head.logits(Array2::zeros((1, 4)).view()).is_err());
         assert!(SoftmaxHead::from_parts(Array2::zeros((2, 3)), Array1::zeros(3)).is_err());
         assert!(
-            SoftmaxHead::from_parts(Array2::from_elem((1, 1), f32::NAN), Array1::zeros(1))
-                .is_err()
+            SoftmaxHead::from_parts(Array2::from_elem((1, 1), f32::NAN), Array1::zeros(1)).is_err()
         );
     }
 
     #[test]
     fn push_class_extends_rows() {
         let (_, _, mut head, _) = toy();
-        head.push_class(array![1.0f32, 2.0, 3.0].view(), 0.5).unwrap();
+        head.push_class(array![1.0f32, 2.0, 3.0].view(), 0.5)
+            .unwrap();
         assert_eq!(head.classes(), 4);
         assert_eq!(head.bias()[3], 0.5);
         assert!(head.push_class(array![1.0f32].view(), 0.0).is_err());

@@ -68,7 +68,9 @@ impl Optimizer {
         if ok {
             Ok(())
         } else {
-            Err(PersonalizeError::InvalidConfig("optimizer hyper-parameters"))
+            Err(PersonalizeError::InvalidConfig(
+                "optimizer hyper-parameters",
+            ))
         }
     }
 }
@@ -174,11 +176,12 @@ pub fn update(
     picks.shuffle(&mut rng);
     picks.truncate(config.replay);
     let replay_x = old_x.select(Axis(0), &picks);
-    let x = ndarray::concatenate(Axis(0), &[new_x, replay_x.view()])
-        .map_err(|_| PersonalizeError::DimensionMismatch {
+    let x = ndarray::concatenate(Axis(0), &[new_x, replay_x.view()]).map_err(|_| {
+        PersonalizeError::DimensionMismatch {
             expected: current.dim(),
             actual: new_x.ncols(),
-        })?;
+        }
+    })?;
     let y: Vec<usize> = new_y
         .iter()
         .copied()
@@ -217,15 +220,19 @@ fn run(
     let mut state = OptimizerState::new(&config.optimizer, head.classes(), head.dim());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..labels.len()).collect();
-    let mut batch_labels = Vec::with_capacity(config.batch_size);
     for _ in 0..epochs {
         order.shuffle(&mut rng);
-        for chunk in order.chunks(config.batch_size) {
-            let batch = embeddings.select(Axis(0), chunk);
-            batch_labels.clear();
-            batch_labels.extend(chunk.iter().map(|&i| labels[i]));
-            let (_, grad) =
-                head.loss_and_gradient_unchecked(batch.view(), &batch_labels, anchor, l2);
+        // One contiguous shuffled copy per epoch; mini-batches are then views into it.
+        let x = embeddings.select(Axis(0), &order);
+        let y: Vec<usize> = order.iter().map(|&i| labels[i]).collect();
+        for start in (0..y.len()).step_by(config.batch_size) {
+            let end = (start + config.batch_size).min(y.len());
+            let grad = head.gradient_unchecked(
+                x.slice(ndarray::s![start..end, ..]),
+                &y[start..end],
+                anchor,
+                l2,
+            );
             state.step(&mut head, &grad);
         }
     }
@@ -377,9 +384,12 @@ mod tests {
                 let best = row
                     .iter()
                     .enumerate()
-                    .fold((0, f32::NEG_INFINITY), |acc, (i, &v)| {
-                        if v > acc.1 { (i, v) } else { acc }
-                    })
+                    .fold(
+                        (0, f32::NEG_INFINITY),
+                        |acc, (i, &v)| {
+                            if v > acc.1 { (i, v) } else { acc }
+                        },
+                    )
                     .0;
                 best == **label
             })
@@ -416,10 +426,7 @@ mod tests {
         let a = fit(&zero, &zero, x.view(), &y, &config).unwrap();
         let b = fit(&zero, &zero, x.view(), &y, &config).unwrap();
         assert_eq!(a, b);
-        let other = TrainConfig {
-            seed: 7,
-            ..config
-        };
+        let other = TrainConfig { seed: 7, ..config };
         let c = fit(&zero, &zero, x.view(), &y, &other).unwrap();
         assert_ne!(a, c);
     }
@@ -439,8 +446,18 @@ mod tests {
                 l2_to_anchor: l2,
                 ..TrainConfig::default()
             };
-            let head = fit(&base, &base, x.slice(ndarray::s![..n, ..]), &y[..n], &config).unwrap();
-            (&head.weights() - &base.weights()).mapv(|v| v * v).sum().sqrt()
+            let head = fit(
+                &base,
+                &base,
+                x.slice(ndarray::s![..n, ..]),
+                &y[..n],
+                &config,
+            )
+            .unwrap();
+            (&head.weights() - &base.weights())
+                .mapv(|v| v * v)
+                .sum()
+                .sqrt()
         };
         let scarce_regularized = drift(6, 50.0);
         let scarce_free = drift(6, 0.0);
@@ -460,11 +477,16 @@ mod tests {
         let (x, y) = blobs(120, 3, 6, 4);
         let zero = SoftmaxHead::zeros(3, 6);
         let config = TrainConfig::default();
-        let head = fit(&zero, &zero, x.slice(ndarray::s![..60, ..]), &y[..60], &config).unwrap();
+        let head = fit(
+            &zero,
+            &zero,
+            x.slice(ndarray::s![..60, ..]),
+            &y[..60],
+            &config,
+        )
+        .unwrap();
         let mut grown = head.clone();
-        grown
-            .push_class(Array1::zeros(6).view(), 0.0)
-            .unwrap();
+        grown.push_class(Array1::zeros(6).view(), 0.0).unwrap();
         let (new_x, _) = blobs(12, 4, 6, 5);
         let new_rows: Vec<usize> = (0..12).filter(|i| i % 4 == 3).collect();
         let new_x = new_x.select(Axis(0), &new_rows);
