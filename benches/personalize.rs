@@ -34,13 +34,14 @@ fn report_memory() {
     let f = std::mem::size_of::<f32>();
     let embeddings = N * DIM * f;
     let head = (CLASSES * DIM + CLASSES) * f;
-    // Adam keeps two moments per parameter, plus a gradient and one mini-batch copy.
-    let training = 3 * head + TrainConfig::default().batch_size * DIM * f;
+    // Adam keeps two moments per parameter plus a gradient; each epoch trains on one
+    // shuffled copy of the embeddings.
+    let training = 3 * head + N * DIM * f;
     eprintln!(
-        "memory: embeddings {:.2} MiB, head {:.1} KiB, training scratch {:.1} KiB",
+        "memory: embeddings {:.2} MiB, head {:.1} KiB, training scratch {:.2} MiB",
         embeddings as f64 / (1 << 20) as f64,
         head as f64 / 1024.0,
-        training as f64 / 1024.0
+        training as f64 / (1 << 20) as f64
     );
 }
 
