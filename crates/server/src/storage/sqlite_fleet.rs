@@ -85,63 +85,67 @@ fn apply_event(
     match event {
         TelemetryEvent::Health(health) => {
             let text = to_json(health);
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE device_status SET health = ?2, health_at = ?3 WHERE device_id = ?1",
-                params![device_id, text, now],
-            )?;
-            tx.execute(
+            )?
+            .execute(params![device_id, text, now])?;
+            tx.prepare_cached(
                 "INSERT INTO telemetry_health (org_id, device_id, at, health) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(
                 params![org_id, device_id, now, text],
             )?;
         }
         TelemetryEvent::Versions(report) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE device_status SET sdk_version = ?2, active_models = ?3 WHERE device_id = ?1",
+            )?
+            .execute(
                 params![device_id, to_json(&report.sdk), to_json(&report.active)],
             )?;
         }
         TelemetryEvent::Latency(hist) => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO telemetry_latency (org_id, device_id, model, version, at, counts) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    org_id,
-                    device_id,
-                    hist.model.model.as_str(),
-                    hist.model.version as i64,
-                    now,
-                    to_json(&hist.counts)
-                ],
-            )?;
+            )?
+            .execute(params![
+                org_id,
+                device_id,
+                hist.model.model.as_str(),
+                hist.model.version as i64,
+                now,
+                to_json(&hist.counts)
+            ])?;
         }
         TelemetryEvent::Quality(q) => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO telemetry_quality (org_id, device_id, model, version, metric, sum, \
                  count, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    org_id,
-                    device_id,
-                    q.model.model.as_str(),
-                    q.model.version as i64,
-                    q.metric.as_str(),
-                    q.sum,
-                    q.count as i64,
-                    now
-                ],
-            )?;
+            )?
+            .execute(params![
+                org_id,
+                device_id,
+                q.model.model.as_str(),
+                q.model.version as i64,
+                q.metric.as_str(),
+                q.sum,
+                q.count as i64,
+                now
+            ])?;
         }
         TelemetryEvent::Events(count) => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO telemetry_events (org_id, device_id, code, count, at) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    org_id,
-                    device_id,
-                    count.code.as_str(),
-                    count.count as i64,
-                    now
-                ],
-            )?;
+            )?
+            .execute(params![
+                org_id,
+                device_id,
+                count.code.as_str(),
+                count.count as i64,
+                now
+            ])?;
         }
         TelemetryEvent::RolloutProgress(report) => {
             let rollout: Option<String> = tx
@@ -157,10 +161,12 @@ fn apply_event(
                 )
                 .optional()?;
             if let Some(rollout) = rollout {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO rollout_progress (rollout_id, device_id, org_id, state, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(rollout_id, device_id) DO UPDATE \
                      SET state = excluded.state, updated_at = excluded.updated_at",
+                )?
+                .execute(
                     params![rollout, device_id, org_id, report.state.as_str(), now],
                 )?;
             }
