@@ -128,7 +128,9 @@ pub struct RolloutInfo {
     pub model: String,
     /// Target version.
     pub version: u64,
-    /// The version targeted devices outside the percentage (or after a rollback) run.
+    /// The version the newest earlier rollout of this model and target assigned (what most
+    /// targeted devices ran before; informational — resolution layers rollouts, see
+    /// `edgekeep_server::desired`).
     pub previous_version: Option<u64>,
     /// Device group; the whole org when absent.
     pub device_group: Option<String>,

@@ -1,10 +1,11 @@
 //! Which version each model slot of a device should run: rollout resolution (no I/O).
 //!
-//! For each model, the newest rollout whose target covers the device (its group, or the whole
-//! org) decides. Active or paused: devices whose bucket ([`RolloutBucket`]) is within the
-//! percentage get the target version, the others the rollout's previous version. Rolled back:
-//! every targeted device gets the previous version. A paused rollout cannot be promoted, so
-//! the set of devices on the target version stays what it was.
+//! Rollouts layer, newest on top. For each model, walk the org's rollouts from the newest: the
+//! first one that covers the device (its group, or the whole org), is not rolled back, and
+//! whose percentage includes the device's bucket ([`RolloutBucket`]) decides; a device it does
+//! not include falls through to older rollouts, so it keeps what it had before. A rolled-back
+//! rollout is skipped entirely: its devices go back to what the older rollouts give them. A
+//! paused rollout cannot be promoted, so the set of devices on its version stays as it was.
 
 use edgekeep_protocol::rollout::{RolloutBucket, RolloutStatus};
 
@@ -17,7 +18,7 @@ pub struct ResolvedSlot {
     pub model: String,
     /// Version to run.
     pub version: u64,
-    /// The rollout whose target version this is (`None` for a previous version).
+    /// The rollout that assigned it.
     pub rollout_id: Option<String>,
 }
 
@@ -27,32 +28,23 @@ pub fn resolve(
     device_id: &str,
     device_group: Option<&str>,
 ) -> Vec<ResolvedSlot> {
-    let mut decided: Vec<&str> = Vec::new();
-    let mut out = Vec::new();
+    let mut out: Vec<ResolvedSlot> = Vec::new();
     for rollout in rollouts.iter().rev() {
-        if decided.contains(&rollout.model.as_str()) {
+        if out.iter().any(|slot| slot.model == rollout.model) {
             continue;
         }
         let covers = match &rollout.device_group {
             None => true,
             Some(group) => device_group == Some(group.as_str()),
         };
-        if !covers {
-            continue;
-        }
-        decided.push(&rollout.model);
-        let in_target = rollout.status != RolloutStatus::RolledBack
-            && RolloutBucket::of(&rollout.id, device_id).is_within(rollout.basis_points);
-        let slot = if in_target {
-            Some((rollout.version, Some(rollout.id.clone())))
-        } else {
-            rollout.previous_version.map(|v| (v, None))
-        };
-        if let Some((version, rollout_id)) = slot {
+        if covers
+            && rollout.status != RolloutStatus::RolledBack
+            && RolloutBucket::of(&rollout.id, device_id).is_within(rollout.basis_points)
+        {
             out.push(ResolvedSlot {
                 model: rollout.model.clone(),
-                version,
-                rollout_id,
+                version: rollout.version,
+                rollout_id: Some(rollout.id.clone()),
             });
         }
     }
@@ -95,20 +87,38 @@ mod tests {
     }
 
     #[test]
+    fn devices_outside_a_group_rollout_keep_the_org_wide_version() {
+        let mut beta = rollout("rol_b", 3, None, 0);
+        beta.device_group = Some("beta".into());
+        let rollouts = vec![rollout("rol_a", 2, None, 10_000), beta];
+        assert_eq!(version_of(&rollouts, "d1", Some("beta")), Some(2));
+        let mut rolled_back = rollouts.clone();
+        rolled_back[1].basis_points = 10_000;
+        assert_eq!(version_of(&rolled_back, "d1", Some("beta")), Some(3));
+        rolled_back[1].status = RolloutStatus::RolledBack;
+        assert_eq!(version_of(&rolled_back, "d1", Some("beta")), Some(2));
+        rolled_back[0].status = RolloutStatus::RolledBack;
+        assert_eq!(version_of(&rolled_back, "d1", Some("beta")), None);
+    }
+
+    #[test]
     fn pause_keeps_and_rollback_reverts_exactly_the_covered_devices() {
         let devices: Vec<String> = (0..2000).map(|i| format!("dev_{i}")).collect();
-        let mut rollouts = vec![rollout("rol_x", 5, Some(4), 2_500)];
+        let mut rollouts = vec![
+            rollout("rol_base", 4, None, 10_000),
+            rollout("rol_x", 5, Some(4), 2_500),
+        ];
         let before: Vec<_> = devices
             .iter()
             .map(|d| version_of(&rollouts, d, None))
             .collect();
-        rollouts[0].status = RolloutStatus::Paused;
+        rollouts[1].status = RolloutStatus::Paused;
         let paused: Vec<_> = devices
             .iter()
             .map(|d| version_of(&rollouts, d, None))
             .collect();
         assert_eq!(before, paused);
-        rollouts[0].status = RolloutStatus::RolledBack;
+        rollouts[1].status = RolloutStatus::RolledBack;
         for (device, old) in devices.iter().zip(&before) {
             let now = version_of(&rollouts, device, None);
             assert_eq!(now, Some(4));

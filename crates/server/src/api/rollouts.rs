@@ -50,9 +50,8 @@ pub fn rollout_infos(
         .collect())
 }
 
-/// Starts a rollout of an approved version to a device group or the whole org. The version
-/// devices fall back to (outside the percentage, after rollback) is what the newest earlier
-/// rollout of the model with the same target assigned.
+/// Starts a rollout of an approved version to a device group or the whole org. Devices outside
+/// the percentage (and every device after a rollback) keep what older rollouts assign them.
 #[utoipa::path(post, path = "/v1/rollouts", tag = "rollouts", security(("api_key" = [])), request_body = CreateRolloutRequest,
     responses((status = 201, body = RolloutInfo), (status = 404, body = edgekeep_protocol::ErrorBody), (status = 409, body = edgekeep_protocol::ErrorBody)))]
 pub async fn create_rollout(
@@ -270,7 +269,7 @@ pub async fn resume(
     .await
 }
 
-/// Rolls back: every targeted device goes to the previous version (final).
+/// Rolls back: every targeted device goes back to what older rollouts assign it (final).
 #[utoipa::path(post, path = "/v1/rollouts/{id}/rollback", tag = "rollouts", security(("api_key" = [])),
     params(("id" = String, Path, description = "Rollout id")),
     responses((status = 200, body = RolloutInfo), (status = 409, body = edgekeep_protocol::ErrorBody)))]

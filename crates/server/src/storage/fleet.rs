@@ -61,7 +61,7 @@ pub struct RolloutRecord {
     pub model: String,
     /// Target version.
     pub version: u64,
-    /// Version outside the percentage and after rollback.
+    /// Version the newest earlier rollout of the same model and target assigned.
     pub previous_version: Option<u64>,
     /// Target group; whole org when `None`.
     pub device_group: Option<String>,
