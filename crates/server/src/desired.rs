@@ -28,6 +28,18 @@ pub fn resolve(
     device_id: &str,
     device_group: Option<&str>,
 ) -> Vec<ResolvedSlot> {
+    resolve_eligible(rollouts, device_id, device_group, |_, _| true)
+}
+
+/// Like [`resolve`], but a rollout whose version the device cannot run (`eligible(model,
+/// version)` is false, e.g. its SDK is older than the manifest's minimum) is passed over like
+/// one that does not include the device.
+pub fn resolve_eligible(
+    rollouts: &[RolloutRecord],
+    device_id: &str,
+    device_group: Option<&str>,
+    eligible: impl Fn(&str, u64) -> bool,
+) -> Vec<ResolvedSlot> {
     let mut out: Vec<ResolvedSlot> = Vec::new();
     for rollout in rollouts.iter().rev() {
         if out.iter().any(|slot| slot.model == rollout.model) {
@@ -40,6 +52,7 @@ pub fn resolve(
         if covers
             && rollout.status != RolloutStatus::RolledBack
             && RolloutBucket::of(&rollout.id, device_id).is_within(rollout.basis_points)
+            && eligible(&rollout.model, rollout.version)
         {
             out.push(ResolvedSlot {
                 model: rollout.model.clone(),
@@ -99,6 +112,16 @@ mod tests {
         assert_eq!(version_of(&rolled_back, "d1", Some("beta")), Some(2));
         rolled_back[0].status = RolloutStatus::RolledBack;
         assert_eq!(version_of(&rolled_back, "d1", Some("beta")), None);
+    }
+
+    #[test]
+    fn ineligible_versions_are_passed_over() {
+        let rollouts = vec![
+            rollout("rol_a", 2, None, 10_000),
+            rollout("rol_b", 3, Some(2), 10_000),
+        ];
+        let slots = resolve_eligible(&rollouts, "d1", None, |_, v| v < 3);
+        assert_eq!(slots[0].version, 2);
     }
 
     #[test]

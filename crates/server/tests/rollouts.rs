@@ -288,3 +288,50 @@ async fn desired_state_is_signed_short_lived_and_bound_to_the_device() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_version_needing_a_newer_sdk_is_withheld_until_the_device_reports_it() {
+    use edgekeep_protocol::artifact::{SemVer, build_artifact};
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let publisher = publisher_key();
+    server.register_publisher(&owner, &publisher).await;
+    server.publish(&owner, &publisher, "kws", 1, b"v1").await;
+    let mut spec = common::spec("kws", 2);
+    spec.min_sdk_version = SemVer::new(0, 5, 0);
+    let built = build_artifact(b"v2", &spec, &publisher, &ring::rand::SystemRandom::new()).unwrap();
+    assert_eq!(
+        server.upload(&owner, built.to_bundle()).await.status(),
+        StatusCode::CREATED
+    );
+    server
+        .call(
+            reqwest::Method::POST,
+            "/v1/models/kws/versions/2/approve",
+            &owner,
+            None,
+        )
+        .await;
+    server.rollout(&owner, "kws", 1, None, 10_000).await;
+    server.rollout(&owner, "kws", 2, None, 10_000).await;
+    let device = server.enroll_many(1, None).await.remove(0);
+    // Unknown SDK version: assigned (the SDK checks the manifest itself).
+    assert_eq!(server.desired_version(&device, "kws").await, Some(2));
+    let report = |patch: u16, seq: u64| {
+        json!({"seq": seq, "recorded_at": common::now(), "events": [
+            {"type": "versions", "sdk": {"major": 0, "minor": if patch == 0 { 1 } else { 5 }, "patch": 0},
+             "active": [{"model": "kws", "version": 1}]}]})
+        .to_string()
+        .into_bytes()
+    };
+    let response = server
+        .device_post(&device, "/v1/device/telemetry", report(0, 1))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.desired_version(&device, "kws").await, Some(1));
+    let response = server
+        .device_post(&device, "/v1/device/telemetry", report(1, 2))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.desired_version(&device, "kws").await, Some(2));
+}

@@ -1,6 +1,8 @@
 //! Model delivery to devices: the signed desired state, the artifact ciphertext (resumable
 //! with `Range`, `ETag`), and the content key wrapped for the calling device only.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -14,12 +16,13 @@ use edgekeep_protocol::key_agreement::WrappingKey;
 
 use super::{ApiPath, AppState};
 use crate::auth::DeviceCaller;
-use crate::desired::{ResolvedSlot, resolve};
+use crate::desired::{ResolvedSlot, resolve_eligible};
 use crate::error::ApiError;
 use crate::secret::{content_key_context, kwk_context};
 use crate::storage::{DeviceRecord, ModelVersionRecord};
 
-/// The slots of a device with their stored versions.
+/// The slots of a device with their stored versions. A version whose manifest needs a newer
+/// SDK than the device last reported is passed over (the device keeps what it can run).
 async fn assignments(
     state: &AppState,
     device: &DeviceRecord,
@@ -30,13 +33,33 @@ async fn assignments(
     state
         .blocking(move |s| {
             let rollouts = s.rollouts(&org_id)?;
-            let mut out = Vec::new();
-            for slot in resolve(&rollouts, &device_id, group.as_deref()) {
-                if let Some(version) = s.model_version(&org_id, &slot.model, slot.version)? {
-                    out.push((slot, version));
+            let sdk = s.device_sdk_version(&device_id)?;
+            let mut versions: HashMap<(String, u64), ModelVersionRecord> = HashMap::new();
+            for rollout in &rollouts {
+                let key = (rollout.model.clone(), rollout.version);
+                if !versions.contains_key(&key)
+                    && let Some(record) =
+                        s.model_version(&org_id, &rollout.model, rollout.version)?
+                {
+                    versions.insert(key, record);
                 }
             }
-            Ok(out)
+            let runs = |model: &str, version: u64| {
+                let Some(record) = versions.get(&(model.to_owned(), version)) else {
+                    return false;
+                };
+                let Some(sdk) = sdk else { return true };
+                serde_json::from_str::<SignedManifest>(&record.manifest_json)
+                    .is_ok_and(|m| m.manifest.min_sdk_version <= sdk)
+            };
+            let slots = resolve_eligible(&rollouts, &device_id, group.as_deref(), runs);
+            Ok(slots
+                .into_iter()
+                .filter_map(|slot| {
+                    let record = versions.remove(&(slot.model.clone(), slot.version))?;
+                    Some((slot, record))
+                })
+                .collect())
         })
         .await
 }

@@ -453,6 +453,7 @@ pub fn fleet_suite(s: &dyn Storage) {
         s.rollout_progress("org1").unwrap(),
         vec![("rol1".to_owned(), ProgressState::Active, 1)]
     );
+    assert_eq!(s.device_sdk_version("dev1").unwrap(), None);
     let statuses = s.device_statuses("org1").unwrap();
     assert_eq!(statuses[0].last_seen_at, Some(2_000));
     assert_eq!(s.purge_telemetry(2_001).unwrap(), 3);

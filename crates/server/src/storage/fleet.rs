@@ -200,6 +200,8 @@ pub trait FleetStorage {
     ) -> Result<bool, StorageError>;
     /// Whether an assignment or later progress is recorded.
     fn has_progress(&self, rollout_id: &str, device_id: &str) -> Result<bool, StorageError>;
+    /// The SDK version a device last reported, if any.
+    fn device_sdk_version(&self, device_id: &str) -> Result<Option<SemVer>, StorageError>;
     /// Records that a device was seen.
     fn touch_device(&self, org_id: &str, device_id: &str, at: i64) -> Result<(), StorageError>;
 

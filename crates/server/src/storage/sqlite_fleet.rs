@@ -477,6 +477,16 @@ impl FleetStorage for SqliteStorage {
         Ok(stmt.exists(params![rollout_id, device_id])?)
     }
 
+    fn device_sdk_version(&self, device_id: &str) -> Result<Option<SemVer>, StorageError> {
+        let conn = self.read();
+        let mut stmt =
+            conn.prepare_cached("SELECT sdk_version FROM device_status WHERE device_id = ?1")?;
+        Ok(stmt
+            .query_row([device_id], |row| json_col::<SemVer>(row, 0))
+            .optional()?
+            .flatten())
+    }
+
     fn touch_device(&self, org_id: &str, device_id: &str, at: i64) -> Result<(), StorageError> {
         self.write(|tx| {
             ensure_status_row(tx, org_id, device_id)?;
