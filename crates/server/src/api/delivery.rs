@@ -15,7 +15,7 @@ use edgekeep_protocol::desired_state::{
 use edgekeep_protocol::key_agreement::WrappingKey;
 
 use super::{ApiPath, AppState};
-use crate::auth::DeviceCaller;
+use crate::auth::{DeviceCaller, RequestContext, fail};
 use crate::desired::{ResolvedSlot, resolve_eligible};
 use crate::error::ApiError;
 use crate::secret::{content_key_context, kwk_context};
@@ -271,18 +271,29 @@ pub async fn download_artifact(
 
 /// The artifact's content key, wrapped with the calling device's key-wrapping key (agreed at
 /// enrollment) and bound to the artifact and device ids. Only a device whose current desired
-/// state names the artifact gets it; a refusal is audited.
+/// state names the artifact gets it; a refusal is audited and counted against the org's
+/// failure budget (once spent: `rate_limited`, not audited, so nobody can flood the trail).
 #[utoipa::path(get, path = "/v1/device/artifacts/{artifact_id}/key", tag = "device", security(("device_proof" = [])),
     params(("artifact_id" = String, Path, description = "Artifact id")),
     responses((status = 200, body = WrappedContentKey), (status = 403, body = edgekeep_protocol::ErrorBody)))]
 pub async fn artifact_key(
     State(state): State<AppState>,
+    ctx: RequestContext,
     caller: DeviceCaller,
     ApiPath(artifact_id): ApiPath<String>,
 ) -> Result<Json<WrappedContentKey>, ApiError> {
     let device = caller.device;
     let slots = assignments(&state, &device).await?;
     let Some((_, version)) = slots.iter().find(|(_, v)| v.artifact_id == artifact_id) else {
+        let error = fail(
+            &state,
+            &ctx.addr,
+            Some(&device.org_id),
+            ErrorCode::NotAssigned,
+        );
+        if error.code == ErrorCode::RateLimited {
+            return Err(error);
+        }
         let event = crate::storage::AuditEvent {
             org_id: device.org_id.clone(),
             actor: format!("device:{}", device.id),
@@ -296,7 +307,7 @@ pub async fn artifact_key(
             at: crate::now(),
         };
         state.audit(event).await?;
-        return Err(ErrorCode::NotAssigned.into());
+        return Err(error);
     };
     let secret = state.secret();
     let kwk_bytes = secret
