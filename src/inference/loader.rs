@@ -1,0 +1,366 @@
+//! Turning ONNX or NNEF bytes into a runnable [`Model`].
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::unimpl::UnimplementedOp;
+use tract_onnx::tract_hir::infer::{Factoid, ShapeFactoid};
+use tract_onnx::tract_hir::internal::InferenceOp;
+use tract_onnx::tract_hir::ops::konst::Const;
+
+use super::error::{guarded, reason};
+use super::{ComputePool, DType, Dim, InferenceError, Model, Tensor};
+
+/// The serialized form of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// An ONNX protobuf (`.onnx`).
+    Onnx,
+    /// A tract NNEF archive (`.nnef.tar`), e.g. written by [`convert_to_nnef`](super::convert_to_nnef).
+    Nnef,
+}
+
+impl ModelFormat {
+    /// Guesses the format from the first bytes: a tar archive is NNEF, anything else ONNX.
+    pub fn sniff(bytes: &[u8]) -> ModelFormat {
+        let is_tar = bytes.len() > 262 && &bytes[257..262] == b"ustar";
+        let is_gzip = bytes.starts_with(&[0x1f, 0x8b]);
+        if is_tar || is_gzip {
+            ModelFormat::Nnef
+        } else {
+            ModelFormat::Onnx
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            ModelFormat::Onnx => "ONNX",
+            ModelFormat::Nnef => "NNEF",
+        }
+    }
+}
+
+/// How a model was prepared, for diagnostics and benchmarks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    /// The format that was parsed.
+    pub format: ModelFormat,
+    /// Whether the ONNX file's own output shapes and value infos had to be ignored to load it.
+    pub ignored_declared_shapes: bool,
+    /// Wall time from bytes to runnable model, in milliseconds.
+    pub load_ms: f64,
+}
+
+/// Options for loading a model; the entry point of the inference module.
+///
+/// ```no_run
+/// # use edgekeep::inference::*;
+/// let model = ModelLoader::new()
+///     .pin_input("sr", Tensor::scalar(16_000i64))
+///     .load_path("models/silero_vad.onnx")?;
+/// # Ok::<(), InferenceError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ModelLoader {
+    input_shapes: Vec<(String, Option<DType>, Vec<Dim>)>,
+    pinned: Vec<(String, Tensor)>,
+    outputs: Option<Vec<String>>,
+    pool: Option<ComputePool>,
+}
+
+type Graph = InferenceModel;
+
+impl ModelLoader {
+    /// Default options: shapes as declared, all declared outputs, single-threaded.
+    pub fn new() -> ModelLoader {
+        ModelLoader::default()
+    }
+
+    /// Declares the shape (and optionally the element type) of an input, for models whose file
+    /// leaves it unknown or declares it wrongly. Use [`Dim::Symbolic`] for sizes chosen per run.
+    pub fn with_input_shape(
+        mut self,
+        name: impl Into<String>,
+        dtype: Option<DType>,
+        shape: impl Into<Vec<Dim>>,
+    ) -> ModelLoader {
+        self.input_shapes.push((name.into(), dtype, shape.into()));
+        self
+    }
+
+    /// Fixes an input to a constant for the life of the model, so the branches and shapes it
+    /// controls are folded at load (e.g. a sample rate selecting an `If` branch). The input then
+    /// disappears from [`Model::inputs`].
+    pub fn pin_input(mut self, name: impl Into<String>, value: Tensor) -> ModelLoader {
+        self.pinned.push((name.into(), value));
+        self
+    }
+
+    /// Selects the outputs to compute, by tensor name: graph outputs or any intermediate tensor
+    /// (an embedding layer, say). Replaces the model's declared outputs.
+    pub fn with_outputs<S: Into<String>>(
+        mut self,
+        names: impl IntoIterator<Item = S>,
+    ) -> ModelLoader {
+        self.outputs = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Runs matrix products on `pool` instead of the calling thread.
+    pub fn with_compute_pool(mut self, pool: ComputePool) -> ModelLoader {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Loads a model file; the format is sniffed from its content.
+    pub fn load_path(&self, path: impl AsRef<Path>) -> Result<Model, InferenceError> {
+        let bytes = std::fs::read(path)?;
+        self.load_bytes(&bytes)
+    }
+
+    /// Loads a model from memory; the format is sniffed from its content. This is the path for
+    /// decrypted artifacts: the bytes never touch the disk.
+    pub fn load_bytes(&self, bytes: &[u8]) -> Result<Model, InferenceError> {
+        guarded("loading", || self.load_unguarded(bytes))
+    }
+
+    fn load_unguarded(&self, bytes: &[u8]) -> Result<Model, InferenceError> {
+        let started = Instant::now();
+        let format = ModelFormat::sniff(bytes);
+        let (typed, ignored_declared_shapes) = match format {
+            ModelFormat::Onnx => self.onnx_to_typed(bytes)?,
+            ModelFormat::Nnef => (self.nnef_to_typed(bytes)?, false),
+        };
+        let optimized = typed
+            .into_optimized()
+            .map_err(|e| InferenceError::Analysis { reason: reason(&e) })?;
+        let report = LoadReport {
+            format,
+            ignored_declared_shapes,
+            load_ms: 0.0,
+        };
+        Model::from_optimized(optimized, self.pool.as_ref(), report, started)
+    }
+
+    /// Parses ONNX into a decluttered typed graph with this loader's shapes, pins and outputs
+    /// applied. Retries once ignoring the file's declared output shapes and value infos, which
+    /// many exporters get wrong (`Impossible to unify Sym(batch) with Val(1)`).
+    pub(crate) fn onnx_to_typed(&self, bytes: &[u8]) -> Result<(TypedModel, bool), InferenceError> {
+        let strict = tract_onnx::onnx();
+        let proto = strict
+            .proto_model_for_read(&mut &bytes[..])
+            .map_err(|e| invalid(ModelFormat::Onnx, &e))?;
+        match self.onnx_graph(&strict, &proto).and_then(|g| self.typed(g)) {
+            Ok(typed) => Ok((typed, false)),
+            Err(InferenceError::Analysis {
+                reason: strict_reason,
+            }) => {
+                let lenient = strict
+                    .with_ignore_output_shapes(true)
+                    .with_ignore_value_info(true);
+                match self
+                    .onnx_graph(&lenient, &proto)
+                    .and_then(|g| self.typed(g))
+                {
+                    Ok(typed) => Ok((typed, true)),
+                    Err(InferenceError::Analysis { reason }) => Err(InferenceError::Analysis {
+                        reason: format!("{reason} (as declared: {strict_reason})"),
+                    }),
+                    Err(other) => Err(other),
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    fn onnx_graph(
+        &self,
+        onnx: &tract_onnx::Onnx,
+        proto: &tract_onnx::pb::ModelProto,
+    ) -> Result<Graph, InferenceError> {
+        let mut graph = onnx
+            .model_for_proto_model(proto)
+            .map_err(|e| invalid(ModelFormat::Onnx, &e))?;
+        reject_unimplemented(&graph)?;
+        for (name, dtype, shape) in &self.input_shapes {
+            let ix = input_index(&graph, name)?;
+            let dims: TVec<TDim> = shape
+                .iter()
+                .map(|d| match d {
+                    Dim::Fixed(n) => TDim::from(*n),
+                    Dim::Symbolic(s) => TDim::Sym(graph.sym(s)),
+                })
+                .collect();
+            let mut fact = InferenceFact::default().with_shape(ShapeFactoid::closed(
+                dims.into_iter().map(|d| d.into()).collect(),
+            ));
+            if let Some(dt) = dtype.and_then(DType::to_datum) {
+                fact = fact.with_datum_type(dt);
+            } else if let Ok(declared) = graph.input_fact(ix)
+                && let Some(dt) = declared.datum_type.concretize()
+            {
+                fact = fact.with_datum_type(dt);
+            }
+            graph.set_input_fact(ix, fact).map_err(analysis)?;
+        }
+        for (name, value) in &self.pinned {
+            pin(&mut graph, name, value)?;
+        }
+        if let Some(outputs) = &self.outputs {
+            select_outputs(&mut graph, outputs)?;
+        }
+        Ok(graph)
+    }
+
+    fn typed(&self, graph: Graph) -> Result<TypedModel, InferenceError> {
+        graph
+            .into_typed()
+            .and_then(|t| t.into_decluttered())
+            .map_err(analysis)
+    }
+
+    fn nnef_to_typed(&self, bytes: &[u8]) -> Result<TypedModel, InferenceError> {
+        if let Some((name, _)) = self.pinned.first() {
+            return Err(InferenceError::UnknownInput(name.clone()));
+        }
+        let mut typed = super::nnef::framework()
+            .model_for_read(&mut &bytes[..])
+            .map_err(|e| invalid(ModelFormat::Nnef, &e))?;
+        if let Some(outputs) = &self.outputs {
+            let names: Vec<&str> = outputs.iter().map(String::as_str).collect();
+            typed
+                .select_outputs_by_name(&names)
+                .map_err(|_| unknown_tensor(&typed, outputs))?;
+        }
+        Ok(typed)
+    }
+}
+
+fn invalid(format: ModelFormat, err: &TractError) -> InferenceError {
+    InferenceError::InvalidModel {
+        format: format.label(),
+        reason: reason(err),
+    }
+}
+
+fn analysis(err: TractError) -> InferenceError {
+    InferenceError::Analysis {
+        reason: reason(&err),
+    }
+}
+
+fn reject_unimplemented(graph: &Graph) -> Result<(), InferenceError> {
+    for node in graph.nodes() {
+        if let Some(op) = node.op.as_op().downcast_ref::<UnimplementedOp>() {
+            let full = op.name();
+            let op = full
+                .strip_prefix("Unimplemented(")
+                .and_then(|s| s.strip_suffix(')'))
+                .unwrap_or(&full)
+                .to_string();
+            return Err(InferenceError::UnsupportedOperator {
+                op,
+                node: node.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn input_index(graph: &Graph, name: &str) -> Result<usize, InferenceError> {
+    let inputs = graph.input_outlets().map_err(analysis)?;
+    inputs
+        .iter()
+        .position(|o| graph.node(o.node).name == name)
+        .ok_or_else(|| InferenceError::UnknownInput(name.to_string()))
+}
+
+fn pin(graph: &mut Graph, name: &str, value: &Tensor) -> Result<(), InferenceError> {
+    let ix = input_index(graph, name)?;
+    let outlet = graph.input_outlets().map_err(analysis)?[ix];
+    let tensor = Arc::new(value.as_tract().clone());
+    let konst = Const::new(tensor.clone()).map_err(analysis)?;
+    graph.node_mut(outlet.node).op = Box::new(konst) as Box<dyn InferenceOp>;
+    graph
+        .set_outlet_fact(outlet, InferenceFact::from(value.as_tract().clone()))
+        .map_err(analysis)?;
+    let remaining: Vec<OutletId> = graph
+        .input_outlets()
+        .map_err(analysis)?
+        .iter()
+        .filter(|o| o.node != outlet.node)
+        .copied()
+        .collect();
+    graph.set_input_outlets(&remaining).map_err(analysis)
+}
+
+fn select_outputs(graph: &mut Graph, names: &[String]) -> Result<(), InferenceError> {
+    let mut outlets = Vec::with_capacity(names.len());
+    for name in names {
+        let outlet = graph
+            .find_outlet_label(name)
+            .or_else(|| {
+                graph
+                    .node_id_by_name(name)
+                    .ok()
+                    .map(|id| OutletId::new(id, 0))
+            })
+            .ok_or_else(|| InferenceError::UnknownTensor(name.clone()))?;
+        outlets.push(outlet);
+    }
+    graph.select_output_outlets(&outlets).map_err(analysis)?;
+    for (outlet, name) in outlets.iter().zip(names) {
+        graph
+            .set_outlet_label(*outlet, name.clone())
+            .map_err(analysis)?;
+    }
+    Ok(())
+}
+
+fn unknown_tensor(typed: &TypedModel, names: &[String]) -> InferenceError {
+    let missing = names
+        .iter()
+        .find(|n| typed.find_outlet_label(n).is_none() && typed.node_id_by_name(n).is_err())
+        .or(names.first())
+        .cloned()
+        .unwrap_or_default();
+    InferenceError::UnknownTensor(missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_tar_and_gzip_as_nnef() {
+        let mut tar = vec![0u8; 600];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(ModelFormat::sniff(&tar), ModelFormat::Nnef);
+        assert_eq!(ModelFormat::sniff(&[0x1f, 0x8b, 8, 0]), ModelFormat::Nnef);
+        assert_eq!(
+            ModelFormat::sniff(b"\x08\x07\x12\x04onnx"),
+            ModelFormat::Onnx
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_typed_error() {
+        let err = ModelLoader::new()
+            .load_bytes(b"definitely not a model \xff\xff")
+            .unwrap_err();
+        assert!(
+            matches!(err, InferenceError::InvalidModel { format: "ONNX", .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_file_is_io_error() {
+        let err = ModelLoader::new()
+            .load_path("/nonexistent/model.onnx")
+            .unwrap_err();
+        assert!(matches!(err, InferenceError::Io(_)));
+    }
+}
