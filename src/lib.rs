@@ -2,3 +2,5 @@
 pub mod inference;
 pub mod store;
 pub mod personalize;
+pub mod sync;
+pub mod telemetry;

@@ -1,0 +1,289 @@
+//! Two-phase activation: stage → warm up → health check → activate atomically, keeping the
+//! previous version; roll back on failure or when the app reports a crash loop.
+//!
+//! Installed versions are recorded per model slot in the store (manifest and content key,
+//! sealed); ciphertext stays in the store's artifact chunks and is decrypted in memory only
+//! when a model is loaded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use edgekeep_protocol::artifact::{ArtifactManifest, ContentKey, open_artifact};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::store::{Namespace, Store};
+use crate::telemetry::ModelVersion;
+
+use super::error::SyncError;
+use super::runtime::ServingModel;
+
+pub(crate) const ARTIFACTS: Namespace = Namespace::new("sync.artifacts");
+const SLOTS: Namespace = Namespace::new("sync.slots");
+
+/// When a verified version starts serving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActivationPolicy {
+    /// As soon as it passes its health check.
+    #[default]
+    Immediate,
+    /// At the next start of the SDK (next [`SyncClient`](super::SyncClient) built).
+    NextLaunch,
+    /// When the app calls [`SyncClient::activate_staged`](super::SyncClient::activate_staged).
+    Manual,
+}
+
+/// One installed version of a slot, as recorded in the store.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub(crate) struct Installed {
+    #[zeroize(skip)]
+    pub manifest: ArtifactManifest,
+    pub content_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Installed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Installed")
+            .field("version", &self.manifest.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Installed {
+    pub fn version(&self) -> u64 {
+        self.manifest.version
+    }
+}
+
+/// The record of one slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SlotRecord {
+    pub active: Option<Installed>,
+    pub previous: Option<Installed>,
+    pub staged: Option<Installed>,
+}
+
+/// A model serving in a slot.
+#[derive(Debug, Clone)]
+pub struct ActiveModel {
+    /// Slot and version (use it to record latency and quality).
+    pub version: ModelVersion,
+    /// The loaded model, shared.
+    pub model: ServingModel,
+}
+
+/// What happened to a slot's versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotChange {
+    /// The version now serves.
+    Activated(u64),
+    /// The version is staged and waits for the activation policy.
+    Staged(u64),
+    /// Activation failed; the previous version (if any) still serves.
+    RolledBack {
+        /// The version that failed.
+        failed: u64,
+        /// The version serving now.
+        serving: Option<u64>,
+    },
+}
+
+/// The slots of one client.
+pub(crate) struct Slots {
+    store: Arc<Store>,
+    live: Mutex<HashMap<String, ActiveModel>>,
+}
+
+fn slot_key(slot: &str) -> Vec<u8> {
+    slot.as_bytes().to_vec()
+}
+
+impl Slots {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self {
+            store,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn record(&self, slot: &str) -> Result<SlotRecord, SyncError> {
+        match self.store.kv().get(SLOTS, &slot_key(slot))? {
+            None => Ok(SlotRecord::default()),
+            Some(bytes) => serde_json::from_slice(bytes.as_bytes())
+                .map_err(|_| SyncError::Config("slot record is unreadable")),
+        }
+    }
+
+    fn save(&self, slot: &str, record: &SlotRecord) -> Result<(), SyncError> {
+        let bytes = Zeroizing::new(
+            serde_json::to_vec(record).map_err(|_| SyncError::Config("slot encoding failed"))?,
+        );
+        self.store.kv().put(SLOTS, &slot_key(slot), &bytes)?;
+        Ok(())
+    }
+
+    /// The installed version of a slot (0 if none): what a new manifest must exceed.
+    pub fn installed_version(&self, slot: &str) -> Result<u64, SyncError> {
+        let record = self.record(slot)?;
+        Ok(record
+            .active
+            .iter()
+            .chain(record.staged.iter())
+            .map(Installed::version)
+            .max()
+            .unwrap_or(0))
+    }
+
+    /// Decrypts an installed version from the store and loads it (memory only).
+    pub fn load(&self, installed: &Installed) -> Result<ServingModel, SyncError> {
+        let manifest = &installed.manifest;
+        let ciphertext = self
+            .store
+            .artifacts()
+            .read(ARTIFACTS, manifest.artifact_id().as_bytes())?
+            .ok_or(SyncError::Config("installed artifact is missing from the store"))?;
+        let key = ContentKey::from_bytes(installed.content_key);
+        let plain = open_artifact(manifest, &key, &ciphertext)
+            .map_err(|_| SyncError::Integrity("installed artifact does not verify"))?;
+        ServingModel::load(&plain)
+    }
+
+    /// Stages a verified version and, per `policy`, activates it.
+    pub fn stage(
+        &self,
+        slot: &str,
+        installed: Installed,
+        model: ServingModel,
+        policy: ActivationPolicy,
+    ) -> Result<SlotChange, SyncError> {
+        let version = installed.version();
+        let mut record = self.record(slot)?;
+        record.staged = Some(installed);
+        self.save(slot, &record)?;
+        match policy {
+            ActivationPolicy::Immediate => self.activate_with(slot, Some(model)),
+            ActivationPolicy::NextLaunch | ActivationPolicy::Manual => {
+                Ok(SlotChange::Staged(version))
+            }
+        }
+    }
+
+    /// Activates the staged version of `slot`: load (unless given), health check, then
+    /// swap atomically in the store and in memory. On failure the staged version is
+    /// dropped and the active one keeps serving.
+    pub fn activate_with(&self, slot: &str, loaded: Option<ServingModel>) -> Result<SlotChange, SyncError> {
+        let mut record = self.record(slot)?;
+        let Some(staged) = record.staged.take() else {
+            return Err(SyncError::Config("nothing staged in this slot"));
+        };
+        let version = staged.version();
+        let checked = match loaded {
+            Some(model) => Ok(model),
+            None => self.load(&staged),
+        }
+        .and_then(|model| model.health_check().map(|()| model));
+        let model = match checked {
+            Ok(model) => model,
+            Err(_) => {
+                self.save(slot, &record)?;
+                self.forget_artifact(&staged, &record)?;
+                return Ok(SlotChange::RolledBack {
+                    failed: version,
+                    serving: record.active.as_ref().map(Installed::version),
+                });
+            }
+        };
+        let old_previous = record.previous.take();
+        record.previous = record.active.take();
+        record.active = Some(staged);
+        self.save(slot, &record)?;
+        if let Some(old) = old_previous {
+            self.forget_artifact(&old, &record)?;
+        }
+        let Some(active_version) = ModelVersion::new(slot, version) else {
+            return Err(SyncError::Config("slot name is not valid"));
+        };
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                slot.to_owned(),
+                ActiveModel {
+                    version: active_version,
+                    model,
+                },
+            );
+        Ok(SlotChange::Activated(version))
+    }
+
+    /// Goes back to the previous version (crash loop reported by the app).
+    pub fn roll_back(&self, slot: &str) -> Result<SlotChange, SyncError> {
+        let mut record = self.record(slot)?;
+        let Some(previous) = record.previous.take() else {
+            return Err(SyncError::Config("no previous version to roll back to"));
+        };
+        let model = self.load(&previous)?;
+        let failed = record.active.take();
+        let serving = previous.version();
+        record.active = Some(previous);
+        self.save(slot, &record)?;
+        if let Some(failed) = &failed {
+            self.forget_artifact(failed, &record)?;
+        }
+        if let Some(version) = ModelVersion::new(slot, serving) {
+            self.live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(slot.to_owned(), ActiveModel { version, model });
+        }
+        Ok(SlotChange::RolledBack {
+            failed: failed.as_ref().map_or(0, Installed::version),
+            serving: Some(serving),
+        })
+    }
+
+    /// Promotes every staged version (called at launch for [`ActivationPolicy::NextLaunch`]).
+    pub fn promote_staged(&self, slots: &[String]) -> Result<Vec<(String, SlotChange)>, SyncError> {
+        let mut changes = Vec::new();
+        for slot in slots {
+            if self.record(slot)?.staged.is_some() {
+                changes.push((slot.clone(), self.activate_with(slot, None)?));
+            }
+        }
+        Ok(changes)
+    }
+
+    /// The model serving in `slot`, loading it from the store on first use.
+    pub fn active(&self, slot: &str) -> Result<Option<ActiveModel>, SyncError> {
+        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).get(slot) {
+            return Ok(Some(live.clone()));
+        }
+        let record = self.record(slot)?;
+        let Some(active) = record.active else {
+            return Ok(None);
+        };
+        let model = self.load(&active)?;
+        let Some(version) = ModelVersion::new(slot, active.version()) else {
+            return Ok(None);
+        };
+        let live = ActiveModel { version, model };
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot.to_owned(), live.clone());
+        Ok(Some(live))
+    }
+
+    /// Deletes an artifact's chunks unless another record of the slot still uses them.
+    fn forget_artifact(&self, gone: &Installed, record: &SlotRecord) -> Result<(), SyncError> {
+        let id = gone.manifest.artifact_id();
+        let in_use = [&record.active, &record.previous, &record.staged]
+            .into_iter()
+            .flatten()
+            .any(|i| i.manifest.artifact_id() == id);
+        if !in_use {
+            self.store.artifacts().delete(ARTIFACTS, id.as_bytes())?;
+        }
+        Ok(())
+    }
+}
