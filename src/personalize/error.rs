@@ -41,6 +41,9 @@ pub enum PersonalizeError {
     /// The backbone model does not fit the personalizer's needs.
     #[error("unsupported backbone: {0}")]
     UnsupportedModel(&'static str),
+    /// Running the backbone failed.
+    #[error("backbone inference failed")]
+    Inference(#[source] crate::inference::InferenceError),
     /// The encrypted store failed (a wrong key, tampering, I/O); nothing was deleted.
     #[error("encrypted store failed")]
     Store(#[source] crate::store::StoreError),

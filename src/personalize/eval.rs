@@ -34,7 +34,7 @@ pub struct Evaluation {
 pub struct QualityReport {
     /// The base model alone (its own head, or uniform if it has none).
     pub base: Evaluation,
-    /// What the personalizer predicts now (blended, calibrated).
+    /// What [`predict`](super::Personalizer::predict) returns now (blended, calibrated).
     pub personalized: Evaluation,
     /// Examples the head was trained on.
     pub training_examples: u32,
