@@ -35,7 +35,12 @@ async fn no_canary_ever_reaches_the_wire() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());
     let strings: Vec<String> = (0..1000)
-        .map(|i| format!("CANARY-{i:04}-{:08x}", (i as u32).wrapping_mul(2_654_435_761)))
+        .map(|i| {
+            format!(
+                "CANARY-{i:04}-{:08x}",
+                (i as u32).wrapping_mul(2_654_435_761)
+            )
+        })
         .collect();
     let numbers: Vec<f32> = (0..1000).map(|i| 7919.0 + i as f32 * 0.37).collect();
     for (i, canary) in strings.iter().enumerate() {
@@ -43,7 +48,10 @@ async fn no_canary_ever_reaches_the_wire() {
             .kv()
             .put(APP_NOTES, format!("note-{i}").as_bytes(), canary.as_bytes())
             .unwrap();
-        store.events().append(APP_EVENTS, canary.as_bytes()).unwrap();
+        store
+            .events()
+            .append(APP_EVENTS, canary.as_bytes())
+            .unwrap();
     }
 
     let log = Arc::new(RequestLog::default());
@@ -88,11 +96,19 @@ async fn no_canary_ever_reaches_the_wire() {
 
     let sdk_side = log.requests();
     let wire = mitm.requests();
-    assert!(wire.len() >= 5, "too little traffic to be a meaningful test");
+    assert!(
+        wire.len() >= 5,
+        "too little traffic to be a meaningful test"
+    );
     // Every request the proxy saw is one the SDK built, and vice versa.
     assert_eq!(sdk_side.len(), wire.len());
     for (built, seen) in sdk_side.iter().zip(&wire) {
-        assert!(built.url.ends_with(&seen.path), "{} vs {}", built.url, seen.path);
+        assert!(
+            built.url.ends_with(&seen.path),
+            "{} vs {}",
+            built.url,
+            seen.path
+        );
         assert_eq!(built.body.clone().unwrap_or_default(), seen.body);
     }
     let raw = mitm.raw_from_client.lock().unwrap().clone();
@@ -113,15 +129,27 @@ async fn no_canary_ever_reaches_the_wire() {
     }
     // Raw TLS records: canary texts only (a 4-byte pattern can occur in ciphertext by chance).
     for canary in &strings {
-        assert!(!contains(&raw, canary.as_bytes()), "canary string in the TCP stream");
+        assert!(
+            !contains(&raw, canary.as_bytes()),
+            "canary string in the TCP stream"
+        );
     }
     for text in &texts {
         for canary in &strings {
-            assert!(!contains(text, canary.as_bytes()), "canary string on the wire");
+            assert!(
+                !contains(text, canary.as_bytes()),
+                "canary string on the wire"
+            );
         }
         for number in &numbers {
-            assert!(!contains(text, number.to_string().as_bytes()), "canary number on the wire");
-            assert!(!contains(text, &number.to_le_bytes()), "canary number bytes on the wire");
+            assert!(
+                !contains(text, number.to_string().as_bytes()),
+                "canary number on the wire"
+            );
+            assert!(
+                !contains(text, &number.to_le_bytes()),
+                "canary number bytes on the wire"
+            );
         }
     }
 }

@@ -10,8 +10,8 @@ use harness::proxy;
 use std::sync::Arc;
 
 use edgekeep::sync::{ActivationPolicy, Rejection, SlotChange, SyncClient, SyncError};
-use edgekeep_protocol::desired_state::{DesiredState, ModelAssignment, SignedDesiredState};
 use edgekeep::telemetry::{SecurityEvent, metrics};
+use edgekeep_protocol::desired_state::{DesiredState, ModelAssignment, SignedDesiredState};
 use harness::{Harness, model_bytes, open_store, publisher_key};
 use proxy::Mitm;
 
@@ -69,7 +69,8 @@ fn security_count(client: &SyncClient, event: SecurityEvent) -> u64 {
 async fn publish_roll_out_pull_activate_infer_report() {
     let s = setup(ActivationPolicy::Immediate).await;
     let logreg = model_bytes("logreg.onnx");
-    s.h.publish_and_roll_out(&s.publisher, SLOT, 1, &logreg).await;
+    s.h.publish_and_roll_out(&s.publisher, SLOT, 1, &logreg)
+        .await;
 
     let report = s.client.update_models_async().await.unwrap();
     assert_eq!(
@@ -110,9 +111,13 @@ async fn publish_roll_out_pull_activate_infer_report() {
 
     // A second version replaces it; the first is kept as previous and a crash loop rolls
     // back to it.
-    s.h.publish_and_roll_out(&s.publisher, SLOT, 2, &logreg).await;
+    s.h.publish_and_roll_out(&s.publisher, SLOT, 2, &logreg)
+        .await;
     let report = s.client.update_models_async().await.unwrap();
-    assert_eq!(report.changes, vec![(SLOT.to_owned(), SlotChange::Activated(2))]);
+    assert_eq!(
+        report.changes,
+        vec![(SLOT.to_owned(), SlotChange::Activated(2))]
+    );
     assert_eq!(serving_version(&s.client), Some(2));
     let back = s.client.report_crash_loop(SLOT).unwrap();
     assert_eq!(
@@ -131,9 +136,15 @@ async fn manual_activation_waits_for_the_app() {
     s.h.publish_and_roll_out(&s.publisher, SLOT, 1, &model_bytes("logreg.onnx"))
         .await;
     let report = s.client.update_models_async().await.unwrap();
-    assert_eq!(report.changes, vec![(SLOT.to_owned(), SlotChange::Staged(1))]);
+    assert_eq!(
+        report.changes,
+        vec![(SLOT.to_owned(), SlotChange::Staged(1))]
+    );
     assert_eq!(serving_version(&s.client), None);
-    assert_eq!(s.client.activate_staged(SLOT).unwrap(), SlotChange::Activated(1));
+    assert_eq!(
+        s.client.activate_staged(SLOT).unwrap(),
+        SlotChange::Activated(1)
+    );
     assert_eq!(serving_version(&s.client), Some(1));
 }
 
@@ -210,7 +221,11 @@ async fn installed_v1() -> (Setup, ModelAssignment) {
 async fn expect_attack(s: &Setup, event: SecurityEvent, serving: u64) {
     let outcome = s.client.update_models_async().await;
     assert_rejected(outcome, event);
-    assert_eq!(serving_version(&s.client), Some(serving), "{event:?}: old model must serve");
+    assert_eq!(
+        serving_version(&s.client),
+        Some(serving),
+        "{event:?}: old model must serve"
+    );
     assert_eq!(security_count(&s.client, event), 1, "{event:?} not counted");
 }
 
@@ -254,7 +269,11 @@ async fn mix_and_match_is_rejected() {
     compromise(
         &s,
         Box::new(|state| {
-            let other = state.slots.iter().find(|x| x.model == "other-model").cloned();
+            let other = state
+                .slots
+                .iter()
+                .find(|x| x.model == "other-model")
+                .cloned();
             state.slots.retain(|x| x.model != "other-model");
             if let (Some(other), Some(slot)) =
                 (other, state.slots.iter_mut().find(|x| x.model == SLOT))
@@ -315,14 +334,16 @@ async fn tampered_plaintext_is_rejected() {
         .await;
     // A publisher-signed manifest whose plaintext hash does not match what the (matching)
     // ciphertext decrypts to: caught only after decryption.
-    let publisher = edgekeep_protocol::signing::SigningKey::from_text(&s.publisher.to_text()).unwrap();
+    let publisher =
+        edgekeep_protocol::signing::SigningKey::from_text(&s.publisher.to_text()).unwrap();
     compromise(
         &s,
         Box::new(move |state| {
             for slot in &mut state.slots {
                 let mut manifest = slot.manifest.manifest.clone();
                 manifest.plaintext_sha256 = "0".repeat(64);
-                slot.manifest = edgekeep_protocol::artifact::SignedManifest::sign(manifest, &publisher);
+                slot.manifest =
+                    edgekeep_protocol::artifact::SignedManifest::sign(manifest, &publisher);
             }
         }),
     );

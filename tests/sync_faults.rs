@@ -58,7 +58,12 @@ fn fast_retries() -> RetryPolicy {
     }
 }
 
-async fn client(h: &Harness, mitm: &Mitm, publisher: &edgekeep_protocol::signing::SigningKey, dir: &std::path::Path) -> SyncClient {
+async fn client(
+    h: &Harness,
+    mitm: &Mitm,
+    publisher: &edgekeep_protocol::signing::SigningKey,
+    dir: &std::path::Path,
+) -> SyncClient {
     let client = SyncClient::builder(&mitm.base_url())
         .store(open_store(dir))
         .root_certificate_pem(mitm.ca_pem.as_bytes().to_vec())
@@ -92,7 +97,10 @@ async fn downloads_resume_after_cuts_at_random_offsets() {
             if let Some(at) = cut.lock().unwrap().take() {
                 a.cut_after = Some(at.min(a.body.len()));
             }
-            counted.fetch_add(a.cut_after.unwrap_or(a.body.len()) as u64, Ordering::Relaxed);
+            counted.fetch_add(
+                a.cut_after.unwrap_or(a.body.len()) as u64,
+                Ordering::Relaxed,
+            );
         }
         a
     });
@@ -130,7 +138,12 @@ async fn downloads_resume_after_cuts_at_random_offsets() {
         }
         assert!(activated, "trial {trial}: not activated");
         assert_eq!(
-            client.active_model(SLOT).unwrap().unwrap().version.version(),
+            client
+                .active_model(SLOT)
+                .unwrap()
+                .unwrap()
+                .version
+                .version(),
             trial
         );
         // Bytes the device received over all attempts (the proxy's count includes bytes
@@ -175,7 +188,10 @@ async fn a_5xx_storm_and_a_slow_drip_end_consistent() {
         a
     });
     let report = client.update_models_async().await.unwrap();
-    assert_eq!(report.changes, vec![(SLOT.to_owned(), SlotChange::Activated(1))]);
+    assert_eq!(
+        report.changes,
+        vec![(SLOT.to_owned(), SlotChange::Activated(1))]
+    );
     let upload = client.sync_async().await.unwrap();
     assert_eq!(upload.queued, 0);
     assert!(failures.load(Ordering::Relaxed) >= 6);

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use edgekeep::store::{RawKeyProvider, Store};
 use edgekeep::sync::{OutgoingRequest, RequestObserver, SyncClient, SyncClientBuilder};
 use edgekeep_protocol::api::{BootstrapTokenResponse, CreateBootstrapTokenRequest};
-use edgekeep_protocol::artifact::{ArtifactSpec, BuiltArtifact, ModelFormat, SemVer, build_artifact};
+use edgekeep_protocol::artifact::{
+    ArtifactSpec, BuiltArtifact, ModelFormat, SemVer, build_artifact,
+};
 use edgekeep_protocol::signing::SigningKey;
 use edgekeep_server::{RunningServer, Server, ServerConfig};
 use ring::rand::SystemRandom;
@@ -103,8 +105,13 @@ impl Harness {
         version: u64,
         bytes: &[u8],
     ) {
-        let built = build_artifact(bytes, &spec(model, version), publisher, &SystemRandom::new())
-            .unwrap();
+        let built = build_artifact(
+            bytes,
+            &spec(model, version),
+            publisher,
+            &SystemRandom::new(),
+        )
+        .unwrap();
         self.upload_approve(&built, model, version).await;
         self.roll_out(model, version).await;
     }
@@ -114,7 +121,9 @@ impl Harness {
             .http
             .post(format!("{}/v1/publisher-keys", self.base_url()))
             .bearer_auth(&self.owner_key)
-            .json(&serde_json::json!({"name": "ci", "public_key": publisher.public_key().to_text()}))
+            .json(
+                &serde_json::json!({"name": "ci", "public_key": publisher.public_key().to_text()}),
+            )
             .send()
             .await
             .unwrap();
@@ -131,7 +140,12 @@ impl Harness {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+        assert_eq!(
+            response.status().as_u16(),
+            201,
+            "{}",
+            response.text().await.unwrap()
+        );
         let response = self
             .http
             .post(format!(
@@ -155,7 +169,12 @@ impl Harness {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status().as_u16(), 201, "{}", response.text().await.unwrap());
+        assert_eq!(
+            response.status().as_u16(),
+            201,
+            "{}",
+            response.text().await.unwrap()
+        );
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
@@ -180,7 +199,11 @@ impl Harness {
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 201);
-        response.json::<BootstrapTokenResponse>().await.unwrap().token
+        response
+            .json::<BootstrapTokenResponse>()
+            .await
+            .unwrap()
+            .token
     }
 
     pub async fn revoke(&self, device_id: &str) {

@@ -66,9 +66,7 @@ impl Mitm {
         ])
         .unwrap();
         let ca_pem = cert.cert.pem();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-            cert.key_pair.serialize_der().into(),
-        );
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -104,7 +102,10 @@ impl Mitm {
                 let state = state.clone();
                 let raw = raw.clone();
                 tokio::spawn(async move {
-                    let tapped = Tap { inner: tcp, log: raw };
+                    let tapped = Tap {
+                        inner: tcp,
+                        log: raw,
+                    };
                     let Ok(tls) = acceptor.accept(tapped).await else {
                         return;
                     };
@@ -180,7 +181,12 @@ impl Shared {
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect();
-        let body = req.into_body().collect().await.map(|b| b.to_bytes().to_vec()).unwrap_or_default();
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().to_vec())
+            .unwrap_or_default();
         let captured = Captured {
             method: method.as_str().to_owned(),
             path: path.clone(),
@@ -205,13 +211,34 @@ impl Shared {
                 let headers = response
                     .headers()
                     .iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "content-length" | "transfer-encoding" | "connection"))
+                    .filter(|(k, _)| {
+                        !matches!(
+                            k.as_str(),
+                            "content-length" | "transfer-encoding" | "connection"
+                        )
+                    })
                     .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                     .collect();
-                let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
-                Answer { status, headers, body, cut_after: None, drip: None }
+                let body = response
+                    .bytes()
+                    .await
+                    .map(|b| b.to_vec())
+                    .unwrap_or_default();
+                Answer {
+                    status,
+                    headers,
+                    body,
+                    cut_after: None,
+                    drip: None,
+                }
             }
-            Err(_) => Answer { status: 502, headers: vec![], body: vec![], cut_after: None, drip: None },
+            Err(_) => Answer {
+                status: 502,
+                headers: vec![],
+                body: vec![],
+                cut_after: None,
+                drip: None,
+            },
         };
         let hook = self.hook.lock().unwrap().clone();
         let answer = match hook {
@@ -231,7 +258,9 @@ impl Shared {
         let body: ProxyBody = match (answer.cut_after, answer.drip) {
             (None, None) => {
                 sent.fetch_add(answer.body.len() as u64, Ordering::Relaxed);
-                Full::new(Bytes::from(answer.body)).map_err(|never| match never {}).boxed_unsync()
+                Full::new(Bytes::from(answer.body))
+                    .map_err(|never| match never {})
+                    .boxed_unsync()
             }
             (cut, drip) => {
                 let keep = cut.unwrap_or(answer.body.len()).min(answer.body.len());

@@ -141,7 +141,9 @@ impl Slots {
             .store
             .artifacts()
             .read(ARTIFACTS, manifest.artifact_id().as_bytes())?
-            .ok_or(SyncError::Config("installed artifact is missing from the store"))?;
+            .ok_or(SyncError::Config(
+                "installed artifact is missing from the store",
+            ))?;
         let key = ContentKey::from_bytes(installed.content_key);
         let plain = open_artifact(manifest, &key, &ciphertext)
             .map_err(|_| SyncError::Integrity("installed artifact does not verify"))?;
@@ -171,7 +173,11 @@ impl Slots {
     /// Activates the staged version of `slot`: load (unless given), health check, then
     /// swap atomically in the store and in memory. On failure the staged version is
     /// dropped and the active one keeps serving.
-    pub fn activate_with(&self, slot: &str, loaded: Option<ServingModel>) -> Result<SlotChange, SyncError> {
+    pub fn activate_with(
+        &self,
+        slot: &str,
+        loaded: Option<ServingModel>,
+    ) -> Result<SlotChange, SyncError> {
         let mut record = self.record(slot)?;
         let Some(staged) = record.staged.take() else {
             return Err(SyncError::Config("nothing staged in this slot"));
@@ -203,16 +209,13 @@ impl Slots {
         let Some(active_version) = ModelVersion::new(slot, version) else {
             return Err(SyncError::Config("slot name is not valid"));
         };
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                slot.to_owned(),
-                ActiveModel {
-                    version: active_version,
-                    model,
-                },
-            );
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            slot.to_owned(),
+            ActiveModel {
+                version: active_version,
+                model,
+            },
+        );
         Ok(SlotChange::Activated(version))
     }
 
@@ -255,7 +258,12 @@ impl Slots {
 
     /// The model serving in `slot`, loading it from the store on first use.
     pub fn active(&self, slot: &str) -> Result<Option<ActiveModel>, SyncError> {
-        if let Some(live) = self.live.lock().unwrap_or_else(|e| e.into_inner()).get(slot) {
+        if let Some(live) = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(slot)
+        {
             return Ok(Some(live.clone()));
         }
         let record = self.record(slot)?;

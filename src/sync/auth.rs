@@ -61,7 +61,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(response: &ReadResponse) -> Result
 }
 
 fn is_revocation(code: ErrorCode) -> bool {
-    matches!(code, ErrorCode::DeviceRevoked | ErrorCode::RefreshTokenReused)
+    matches!(
+        code,
+        ErrorCode::DeviceRevoked | ErrorCode::RefreshTokenReused
+    )
 }
 
 pub(crate) struct DeviceAuth {
@@ -386,7 +389,11 @@ impl DeviceAuth {
     }
 
     /// After a 401 on a download: refresh (or learn revocation) before the next attempt.
-    pub async fn on_unauthorized(&self, response_code: Option<ErrorCode>, used_token: &str) -> Result<(), SyncError> {
+    pub async fn on_unauthorized(
+        &self,
+        response_code: Option<ErrorCode>,
+        used_token: &str,
+    ) -> Result<(), SyncError> {
         match response_code {
             Some(code) if is_revocation(code) => Err(self.revoked().await),
             _ => self.refresh_if_still(used_token).await,

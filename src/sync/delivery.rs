@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use edgekeep_protocol::artifact::{ArtifactError, SignedManifest, open_artifact, sha256_hex, unwrap_content_key};
+use edgekeep_protocol::artifact::{
+    ArtifactError, SignedManifest, open_artifact, sha256_hex, unwrap_content_key,
+};
 use edgekeep_protocol::desired_state::{
     DesiredStateError, DesiredStateKeyInfo, ModelAssignment, SignedDesiredState, WrappedContentKey,
 };
@@ -145,11 +147,17 @@ impl Inner {
                 Err(SyncError::Policy(reason)) => {
                     report.rejected.push((slot, Rejection::Deferred(reason)))
                 }
-                Err(SyncError::ModelRejected(_)) => report.rejected.push((slot, Rejection::Unhealthy)),
+                Err(SyncError::ModelRejected(_)) => {
+                    report.rejected.push((slot, Rejection::Unhealthy))
+                }
                 Err(SyncError::Revoked) => return Err(SyncError::Revoked),
                 Err(err) if err.is_transient() => {
-                    self.telemetry
-                        .add_labeled(metrics::ERRORS, ErrorKind::DownloadInterrupted, None, 1);
+                    self.telemetry.add_labeled(
+                        metrics::ERRORS,
+                        ErrorKind::DownloadInterrupted,
+                        None,
+                        1,
+                    );
                     report.rejected.push((slot, Rejection::Transient))
                 }
                 Err(err) => return Err(err),
@@ -198,7 +206,9 @@ impl Inner {
         {
             return Err(SyncError::Policy(reason));
         }
-        report.bytes_downloaded += self.download(&assignment.artifact_id, manifest.ciphertext_len, &version).await?;
+        report.bytes_downloaded += self
+            .download(&assignment.artifact_id, manifest.ciphertext_len, &version)
+            .await?;
         self.progress(&version, RolloutStage::Downloaded);
 
         let id = manifest.artifact_id().as_bytes();
@@ -280,7 +290,9 @@ impl Inner {
     ) -> Result<u64, SyncError> {
         let artifacts = self.store.artifacts();
         let name = artifact_id.as_bytes();
-        let url = self.auth.url(&format!("/v1/device/artifacts/{artifact_id}"));
+        let url = self
+            .auth
+            .url(&format!("/v1/device/artifacts/{artifact_id}"));
         let mut received = 0u64;
         let mut last_error = SyncError::Network("download did not complete");
         for attempt in 0..DOWNLOAD_ATTEMPTS {
@@ -297,7 +309,14 @@ impl Inner {
             }
             if progress.stored_len < expected_len {
                 match self
-                    .download_from(&url, name, progress.stored_len, expected_len, version, &mut received)
+                    .download_from(
+                        &url,
+                        name,
+                        progress.stored_len,
+                        expected_len,
+                        version,
+                        &mut received,
+                    )
                     .await
                 {
                     Ok(()) => {}
@@ -328,7 +347,10 @@ impl Inner {
         received: &mut u64,
     ) -> Result<(), SyncError> {
         let range = [("range", format!("bytes={offset}-"))];
-        let (request, token) = self.auth.signed_download(url, if offset > 0 { &range } else { &[] }).await?;
+        let (request, token) = self
+            .auth
+            .signed_download(url, if offset > 0 { &range } else { &[] })
+            .await?;
         let mut response = self.auth.transport().start(&request).await?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
@@ -346,7 +368,9 @@ impl Inner {
             (StatusCode::OK, _) => {
                 // The server ignored the range: start over.
                 self.store.artifacts().delete(ARTIFACTS, name)?;
-                self.store.artifacts().begin(ARTIFACTS, name, expected_len)?;
+                self.store
+                    .artifacts()
+                    .begin(ARTIFACTS, name, expected_len)?;
                 0
             }
             (status, _) => {
@@ -374,13 +398,17 @@ impl Inner {
             }
             buffer.extend_from_slice(&chunk);
             if buffer.len() >= WRITE_BUFFER {
-                self.store.artifacts().append(ARTIFACTS, name, at, &buffer)?;
+                self.store
+                    .artifacts()
+                    .append(ARTIFACTS, name, at, &buffer)?;
                 at += buffer.len() as u64;
                 buffer.clear();
             }
         };
         if !buffer.is_empty() {
-            self.store.artifacts().append(ARTIFACTS, name, at, &buffer)?;
+            self.store
+                .artifacts()
+                .append(ARTIFACTS, name, at, &buffer)?;
             at += buffer.len() as u64;
         }
         outcome?;

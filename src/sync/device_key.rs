@@ -53,10 +53,12 @@ impl StoreDeviceKey {
             return Ok(key.clone());
         }
         let key = match self.store.kv().get(IDENTITY, PKCS8)? {
-            Some(pkcs8) => SoftwareDeviceKey::from_pkcs8(pkcs8.as_bytes())
-                .map_err(|_| SyncError::DeviceKey)?,
+            Some(pkcs8) => {
+                SoftwareDeviceKey::from_pkcs8(pkcs8.as_bytes()).map_err(|_| SyncError::DeviceKey)?
+            }
             None => {
-                let (key, pkcs8) = SoftwareDeviceKey::generate().map_err(|_| SyncError::DeviceKey)?;
+                let (key, pkcs8) =
+                    SoftwareDeviceKey::generate().map_err(|_| SyncError::DeviceKey)?;
                 self.store.kv().put(IDENTITY, PKCS8, &pkcs8)?;
                 key
             }

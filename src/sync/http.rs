@@ -66,7 +66,9 @@ impl RetryPolicy {
     /// Full-jitter backoff before retry number `retry` (1-based): uniform in
     /// `[0, min(max_delay, base_delay * 2^(retry-1))]`.
     pub fn backoff(&self, retry: u32) -> Duration {
-        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        let factor = 1u32
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
         let ceiling = self
             .base_delay
             .checked_mul(factor)
@@ -244,7 +246,8 @@ mod tests {
         for retry in 1..20 {
             let d = policy.backoff(retry);
             assert!(d <= policy.max_delay);
-            let ceiling = Duration::from_millis(100 * (1u64 << (retry - 1).min(10))).min(policy.max_delay);
+            let ceiling =
+                Duration::from_millis(100 * (1u64 << (retry - 1).min(10))).min(policy.max_delay);
             assert!(d <= ceiling, "{retry}: {d:?}");
         }
     }
@@ -254,7 +257,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("3"));
         assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&headers), None);
         assert!(retryable_status(StatusCode::SERVICE_UNAVAILABLE));
         assert!(!retryable_status(StatusCode::UNAUTHORIZED));

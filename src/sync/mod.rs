@@ -41,8 +41,8 @@ use std::time::Duration;
 pub use activation::{ActivationPolicy, ActiveModel, SlotChange};
 pub use auth::SyncState;
 pub use delivery::{DeliveryReport, Rejection};
-pub use edgekeep_protocol::signing::VerifyingKey as PublisherKey;
 pub use device_key::{DeviceKeyProvider, StoreDeviceKey};
+pub use edgekeep_protocol::signing::VerifyingKey as PublisherKey;
 pub use error::SyncError;
 pub use http::{OutgoingRequest, RequestObserver, RetryPolicy};
 pub use policy::{DownloadPolicy, UploadPolicy};
@@ -477,7 +477,12 @@ impl SyncClient {
     /// Switches telemetry on or off (persisted). Off clears the queue and what was recorded
     /// and stops recording.
     pub fn set_telemetry_enabled(&self, enabled: bool) -> Result<(), SyncError> {
-        upload::set_telemetry_enabled(&self.inner.store, &self.inner.queue, &self.inner.telemetry, enabled)
+        upload::set_telemetry_enabled(
+            &self.inner.store,
+            &self.inner.queue,
+            &self.inner.telemetry,
+            enabled,
+        )
     }
 
     /// Batches queued for upload.
@@ -494,6 +499,7 @@ impl SyncClient {
 
     /// Async twin of [`sync`](Self::sync).
     pub async fn sync_async(&self) -> Result<UploadReport, SyncError> {
-        self.on_runtime(|inner| async move { inner.sync().await }).await
+        self.on_runtime(|inner| async move { inner.sync().await })
+            .await
     }
 }

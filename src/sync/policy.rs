@@ -92,13 +92,22 @@ mod tests {
         assert_eq!(DownloadPolicy::default().refusal(&state, 1 << 20), None);
         state.network = NetworkType::Cellular;
         assert_eq!(UploadPolicy::default().refusal(&state, 1), Some("cellular"));
-        assert_eq!(DownloadPolicy::default().refusal(&state, 1), Some("cellular"));
+        assert_eq!(
+            DownloadPolicy::default().refusal(&state, 1),
+            Some("cellular")
+        );
         state.network = NetworkType::Wifi;
         state.charging = false;
         state.battery_percent = Some(10);
-        assert_eq!(DownloadPolicy::default().refusal(&state, 1), Some("battery low"));
+        assert_eq!(
+            DownloadPolicy::default().refusal(&state, 1),
+            Some("battery low")
+        );
         state.battery_percent = Some(90);
         state.free_storage_bytes = 100 << 20;
-        assert_eq!(DownloadPolicy::default().refusal(&state, 1), Some("storage low"));
+        assert_eq!(
+            DownloadPolicy::default().refusal(&state, 1),
+            Some("storage low")
+        );
     }
 }

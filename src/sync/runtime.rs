@@ -64,9 +64,7 @@ impl ServingModel {
             || {
                 let values = inputs
                     .iter()
-                    .map(|(shape, data)| {
-                        Ok(Tensor::from_shape(shape, data)?.into_tvalue())
-                    })
+                    .map(|(shape, data)| Ok(Tensor::from_shape(shape, data)?.into_tvalue()))
                     .collect::<TractResult<TVec<TValue>>>()?;
                 let outputs = plan.run(values)?;
                 Ok(outputs

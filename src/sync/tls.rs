@@ -67,9 +67,7 @@ pub(crate) fn client_config(
         .with_safe_default_protocol_versions()
         .map_err(|_| SyncError::Config("TLS protocol versions"))?;
     let config = if pins.is_empty() {
-        builder
-            .with_webpki_verifier(webpki)
-            .with_no_client_auth()
+        builder.with_webpki_verifier(webpki).with_no_client_auth()
     } else {
         builder
             .dangerous()

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use reqwest::Method;
 use edgekeep_protocol::telemetry::TelemetryAck;
+use reqwest::Method;
 
 use crate::store::{Namespace, Store};
 use crate::telemetry::{HealthSnapshot, Telemetry, TelemetryBatch, UploadQueue};
@@ -30,7 +30,6 @@ pub struct UploadReport {
     /// Why nothing was sent, if the policy said no.
     pub deferred: Option<&'static str>,
 }
-
 
 pub(crate) fn telemetry_enabled(store: &Store) -> Result<bool, SyncError> {
     Ok(!store.kv().contains(SETTINGS, OPTED_OUT)?)

@@ -88,7 +88,10 @@ fn health(snapshot: &HealthSnapshot) -> wire::HealthSignal {
 
 /// The wire batch for `batch`; `abandoned_through` names the sequences the bounded queue
 /// dropped before it.
-pub(crate) fn to_wire(batch: &TelemetryBatch, abandoned_through: Option<u64>) -> wire::TelemetryBatch {
+pub(crate) fn to_wire(
+    batch: &TelemetryBatch,
+    abandoned_through: Option<u64>,
+) -> wire::TelemetryBatch {
     let mut events = Vec::new();
     if let Some(snapshot) = &batch.health {
         events.push(wire::TelemetryEvent::Health(health(snapshot)));
@@ -136,7 +139,10 @@ pub(crate) fn to_wire(batch: &TelemetryBatch, abandoned_through: Option<u64>) ->
         ) else {
             continue;
         };
-        events.push(wire::TelemetryEvent::Latency(wire::LatencyHistogram { model, counts }));
+        events.push(wire::TelemetryEvent::Latency(wire::LatencyHistogram {
+            model,
+            counts,
+        }));
     }
     for point in &batch.quantities {
         let metric = match point.metric {
@@ -180,7 +186,12 @@ mod tests {
         for event in SecurityEvent::ALL {
             t.add_labeled(metrics::SECURITY_EVENTS, *event, None, 1);
         }
-        t.add_labeled(metrics::ROLLOUT_PROGRESS, RolloutStage::Active, Some(v.clone()), 1);
+        t.add_labeled(
+            metrics::ROLLOUT_PROGRESS,
+            RolloutStage::Active,
+            Some(v.clone()),
+            1,
+        );
         t.observe(metrics::INFERENCE_LATENCY_MS, &v, 3.0);
         t.record(metrics::QUALITY_ACCURACY, &v, 0.5);
         let health = HealthSnapshot::from(FixedDeviceState::plugged_in().0);

@@ -10,7 +10,9 @@ mod sealed {
 /// A closed set of label values for a [`LabeledCounter`](super::LabeledCounter).
 ///
 /// Sealed: implemented only by the enums in this module.
-pub trait Label: sealed::Sealed + Copy + Eq + Ord + std::fmt::Debug + Send + Sync + 'static {
+pub trait Label:
+    sealed::Sealed + Copy + Eq + Ord + std::fmt::Debug + Send + Sync + 'static
+{
     /// The label as it appears in a batch.
     fn value(self) -> LabelValue;
 }

@@ -26,8 +26,7 @@ pub const QUALITY_LOG_LOSS: Quantity = Quantity::declare(MetricId::QualityLogLos
 /// Expected calibration error in `[0, 1]` reported by the app, per model version.
 pub const QUALITY_ECE: Quantity = Quantity::declare(MetricId::QualityEce, 0.0, 1.0);
 /// Queued batches dropped to respect the queue's byte and age bounds.
-pub const TELEMETRY_BATCHES_DROPPED: Counter =
-    Counter::declare(MetricId::TelemetryBatchesDropped);
+pub const TELEMETRY_BATCHES_DROPPED: Counter = Counter::declare(MetricId::TelemetryBatchesDropped);
 
 /// One entry of the registry: what a metric is, for documentation and review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,11 +30,13 @@ mod recorder;
 
 pub use error::TelemetryError;
 pub use health::{
-    BatteryBucket, DeviceState, DeviceStateProvider, FixedDeviceState, HealthSnapshot,
-    NetworkType, StorageBucket, ThermalState,
+    BatteryBucket, DeviceState, DeviceStateProvider, FixedDeviceState, HealthSnapshot, NetworkType,
+    StorageBucket, ThermalState,
 };
 pub use labels::{ErrorKind, Label, LabelValue, RolloutStage, SecurityEvent};
-pub use metric::{Counter, Histogram, LabeledCounter, MetricId, MetricKind, ModelVersion, Quantity};
-pub use payload::{CounterPoint, HistogramPoint, QuantityPoint, TelemetryBatch, SCHEMA_VERSION};
+pub use metric::{
+    Counter, Histogram, LabeledCounter, MetricId, MetricKind, ModelVersion, Quantity,
+};
+pub use payload::{CounterPoint, HistogramPoint, QuantityPoint, SCHEMA_VERSION, TelemetryBatch};
 pub use queue::{QueueLimits, QueuedBatch, UploadQueue};
 pub use recorder::Telemetry;

@@ -115,7 +115,10 @@ impl Telemetry {
             return;
         };
         self.with(|agg| {
-            let entry = agg.quantities.entry((quantity.id, version)).or_insert((0.0, 0));
+            let entry = agg
+                .quantities
+                .entry((quantity.id, version))
+                .or_insert((0.0, 0));
             entry.0 += value;
             entry.1 = entry.1.saturating_add(1);
         });
@@ -263,7 +266,11 @@ mod tests {
     fn restore_puts_values_back() {
         let t = Telemetry::new();
         t.add(TELEMETRY_BATCHES_DROPPED, 5);
-        t.observe(INFERENCE_LATENCY_MS, &ModelVersion::new("m", 1).unwrap(), 1.0);
+        t.observe(
+            INFERENCE_LATENCY_MS,
+            &ModelVersion::new("m", 1).unwrap(),
+            1.0,
+        );
         let batch = t.drain(1, None);
         t.restore(&batch);
         let again = t.drain(2, None);
