@@ -177,3 +177,61 @@ impl UploadQueue {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::RawKeyProvider;
+    use crate::telemetry::{ErrorKind, MetricId, metrics};
+
+    fn store(dir: &std::path::Path) -> Arc<Store> {
+        Arc::new(
+            Store::builder(dir.join("q.db"))
+                .key_provider(Arc::new(RawKeyProvider::new([1u8; 32])))
+                .open()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn sequences_acks_bounds_and_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = QueueLimits {
+            max_bytes: 1500,
+            max_age: Duration::from_secs(3600),
+        };
+        let queue = UploadQueue::new(store(dir.path()), limits);
+        let telemetry = Telemetry::new();
+        assert_eq!(queue.enqueue(&telemetry, None).unwrap(), None);
+        for round in 1..=20u64 {
+            for kind in ErrorKind::ALL {
+                telemetry.add_labeled(metrics::ERRORS, *kind, None, round);
+            }
+            assert_eq!(queue.enqueue(&telemetry, None).unwrap(), Some(round));
+        }
+        assert!(queue.stored_bytes().unwrap() <= limits.max_bytes);
+        let pending = queue.pending(100).unwrap();
+        assert!(pending.len() < 20, "oldest batches are dropped");
+        assert_eq!(pending.last().unwrap().batch.seq, 20);
+        assert!(
+            pending
+                .windows(2)
+                .all(|w| w[0].batch.seq + 1 == w[1].batch.seq),
+            "what is kept is contiguous"
+        );
+        let counted_in_batches: u64 = pending
+            .iter()
+            .flat_map(|q| &q.batch.counters)
+            .filter(|p| p.metric == MetricId::TelemetryBatchesDropped)
+            .map(|p| p.value)
+            .sum();
+        let counted =
+            counted_in_batches + telemetry.counter_value(metrics::TELEMETRY_BATCHES_DROPPED);
+        assert!(counted >= 1, "the drop is counted");
+        let first = pending[0].batch.seq;
+        assert_eq!(queue.acknowledge(first).unwrap(), 1);
+        assert_eq!(queue.pending(100).unwrap()[0].batch.seq, first + 1);
+        assert!(queue.clear().unwrap() > 0);
+        assert!(queue.is_empty().unwrap());
+    }
+}
