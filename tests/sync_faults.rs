@@ -178,7 +178,7 @@ async fn a_5xx_storm_and_a_slow_drip_end_consistent() {
     let seen = failures.clone();
     mitm.set_hook(move |c, mut a| {
         let n = seen.fetch_add(1, Ordering::Relaxed);
-        if n < 12 && n % 2 == 0 {
+        if n < 12 && n.is_multiple_of(2) {
             a.status = 503;
             a.body = br#"{"code":"internal","message":"overloaded"}"#.to_vec();
             a.headers = vec![("retry-after".into(), "0".into())];

@@ -78,7 +78,7 @@ impl Inner {
     /// the store (trust on first use).
     async fn desired_state_key(&self) -> Result<VerifyingKey, SyncError> {
         if let Some(key) = &self.delivery.desired_state_key {
-            return Ok(key.clone());
+            return Ok(*key);
         }
         const PINNED: crate::store::Namespace = crate::store::Namespace::new("sync.pins");
         if let Some(text) = self.store.kv().get(PINNED, b"desired_state_key")? {
