@@ -115,6 +115,9 @@ def edgekeep_command(binary: Path, entry: dict, models_dir: Path, threads: int, 
     pinned = entry.get("pinned_inputs") or {}
     for name, path in model_inputs(entry, models_dir):
         cmd += ["--pin" if name in pinned else "--input", f"{name}={path}"]
+        if name not in pinned:
+            shape = np.load(path).shape
+            cmd += ["--shape", f"{name}={','.join(str(d) for d in shape)}"]
     cmd += ["--runs", str(runs), "--warmup", str(warmup), "--threads", str(threads), "--json"]
     return cmd
 

@@ -19,6 +19,7 @@ pub enum ModelFormat {
     /// An ONNX protobuf (`.onnx`).
     Onnx,
     /// A tract NNEF archive (`.nnef.tar`), e.g. written by [`convert_to_nnef`](super::convert_to_nnef).
+    /// It holds an already decluttered graph, so loading only runs tract's codegen pass.
     Nnef,
 }
 
@@ -133,9 +134,14 @@ impl ModelLoader {
             ModelFormat::Onnx => self.onnx_to_typed(bytes)?,
             ModelFormat::Nnef => (self.nnef_to_typed(bytes)?, false),
         };
-        let optimized = typed
-            .into_optimized()
-            .map_err(|e| InferenceError::Analysis { reason: reason(&e) })?;
+        let optimized = match format {
+            ModelFormat::Onnx => typed.into_optimized(),
+            ModelFormat::Nnef => {
+                let mut typed = typed;
+                typed.optimize().map(|_| typed)
+            }
+        }
+        .map_err(|e| InferenceError::Analysis { reason: reason(&e) })?;
         let report = LoadReport {
             format,
             ignored_declared_shapes,

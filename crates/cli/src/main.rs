@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use edgekeep::inference::{ComputePool, ModelLoader, convert_to_nnef};
+use edgekeep::inference::{ComputePool, Dim, ModelLoader, convert_to_nnef};
 
 #[derive(Parser)]
 #[command(
@@ -71,6 +71,9 @@ pub struct LoadArgs {
     /// Pin an input to a constant at load, as NAME=FILE.npy (folds the branches it controls).
     #[arg(long = "pin", value_name = "NAME=FILE")]
     pub pins: Vec<String>,
+    /// Declare an input's shape as NAME=D1,D2,... (sizes or symbol names), overriding the file's.
+    #[arg(long = "shape", value_name = "NAME=DIMS")]
+    pub shapes: Vec<String>,
     /// Compute these tensors instead of the declared outputs (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub outputs: Vec<String>,
@@ -83,6 +86,10 @@ impl LoadArgs {
     /// The loader these options describe.
     pub fn loader(&self) -> Result<ModelLoader> {
         let mut loader = ModelLoader::new();
+        for spec in &self.shapes {
+            let (name, dims) = parse_shape(spec)?;
+            loader = loader.with_input_shape(name, None, dims);
+        }
         for (name, path) in parse_pairs(&self.pins)? {
             loader = loader.pin_input(name, npy::read_tensor(&path)?);
         }
@@ -94,6 +101,22 @@ impl LoadArgs {
         }
         Ok(loader)
     }
+}
+
+/// Parses `NAME=D1,D2,...`: integers are fixed sizes, anything else a symbol.
+fn parse_shape(spec: &str) -> Result<(String, Vec<Dim>)> {
+    let Some((name, dims)) = spec.split_once('=').filter(|(n, _)| !n.is_empty()) else {
+        bail!("expected NAME=D1,D2,..., got `{spec}`");
+    };
+    let dims = dims
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|d| match d.trim().parse::<usize>() {
+            Ok(n) => Dim::Fixed(n),
+            Err(_) => Dim::Symbolic(d.trim().to_string()),
+        })
+        .collect();
+    Ok((name.to_string(), dims))
 }
 
 /// Splits `NAME=PATH` arguments.
@@ -141,8 +164,8 @@ fn inspect(path: &Path, load: &LoadArgs, json: bool) -> Result<()> {
                     .shape
                     .iter()
                     .map(|d| match d {
-                        edgekeep::inference::Dim::Fixed(n) => serde_json::json!(n),
-                        edgekeep::inference::Dim::Symbolic(s) => serde_json::json!(s),
+                        Dim::Fixed(n) => serde_json::json!(n),
+                        Dim::Symbolic(s) => serde_json::json!(s),
                     })
                     .collect();
                 serde_json::json!({"name": i.name, "dtype": i.dtype.name(), "shape": shape})
