@@ -10,6 +10,7 @@ use harness::proxy;
 
 use std::sync::Arc;
 
+use edgekeep::inference::{Dim, Tensor};
 use edgekeep::store::Namespace;
 use edgekeep::sync::{ActivationPolicy, SyncClient};
 use edgekeep::telemetry::{ErrorKind, metrics};
@@ -69,17 +70,21 @@ async fn no_canary_ever_reaches_the_wire() {
         .unwrap();
     client.update_models_async().await.unwrap();
     let active = client.active_model("classifier").unwrap().unwrap();
-    let fact = active.model.plan().model().input_fact(0).unwrap().clone();
-    let shape: Vec<usize> = fact
+    let input = active.model.inputs()[0].clone();
+    let shape: Vec<usize> = input
         .shape
         .iter()
-        .map(|d| d.to_i64().map_or(1, |n| n as usize))
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Symbolic(_) => 1,
+        })
         .collect();
     let width: usize = shape.iter().product();
     for chunk in numbers.chunks(width) {
         if chunk.len() == width {
             let started = std::time::Instant::now();
-            let _ = active.model.run_f32(&[(&shape, chunk)]);
+            let values = Tensor::from_shape_vec(&shape, chunk.to_vec()).unwrap();
+            let _ = active.model.run([(input.name.as_str(), values)]);
             client.telemetry().observe(
                 metrics::INFERENCE_LATENCY_MS,
                 &active.version,

@@ -9,6 +9,7 @@ use harness::proxy;
 
 use std::sync::Arc;
 
+use edgekeep::inference::{Dim, Tensor};
 use edgekeep::sync::{ActivationPolicy, Rejection, SlotChange, SyncClient, SyncError};
 use edgekeep::telemetry::{SecurityEvent, metrics};
 use edgekeep_protocol::desired_state::{DesiredState, ModelAssignment, SignedDesiredState};
@@ -79,15 +80,18 @@ async fn publish_roll_out_pull_activate_infer_report() {
     );
     let active = s.client.active_model(SLOT).unwrap().unwrap();
     assert_eq!(active.version.version(), 1);
-    let inputs = active.model.plan().model().input_fact(0).unwrap().clone();
-    let shape: Vec<usize> = inputs
+    let input = active.model.inputs()[0].clone();
+    let shape: Vec<usize> = input
         .shape
         .iter()
-        .map(|d| d.to_i64().map_or(1, |n| n as usize))
+        .map(|d| match d {
+            Dim::Fixed(n) => *n,
+            Dim::Symbolic(_) => 1,
+        })
         .collect();
-    let values = vec![0.5f32; shape.iter().product()];
+    let values = Tensor::from_shape_vec(&shape, vec![0.5f32; shape.iter().product()]).unwrap();
     let started = std::time::Instant::now();
-    let outputs = active.model.run_f32(&[(&shape, &values)]).unwrap();
+    let outputs = active.model.run([(input.name.as_str(), values)]).unwrap();
     assert!(!outputs.is_empty());
     let telemetry = s.client.telemetry();
     telemetry.observe(

@@ -16,7 +16,8 @@ use crate::store::{Namespace, Store};
 use crate::telemetry::ModelVersion;
 
 use super::error::SyncError;
-use super::runtime::ServingModel;
+use super::runtime;
+use crate::inference::Model;
 
 pub(crate) const ARTIFACTS: Namespace = Namespace::new("sync.artifacts");
 const SLOTS: Namespace = Namespace::new("sync.slots");
@@ -69,7 +70,7 @@ pub struct ActiveModel {
     /// Slot and version (use it to record latency and quality).
     pub version: ModelVersion,
     /// The loaded model, shared.
-    pub model: ServingModel,
+    pub model: Model,
 }
 
 /// What happened to a slot's versions.
@@ -135,7 +136,7 @@ impl Slots {
     }
 
     /// Decrypts an installed version from the store and loads it (memory only).
-    pub fn load(&self, installed: &Installed) -> Result<ServingModel, SyncError> {
+    pub fn load(&self, installed: &Installed) -> Result<Model, SyncError> {
         let manifest = &installed.manifest;
         let ciphertext = self
             .store
@@ -147,7 +148,7 @@ impl Slots {
         let key = ContentKey::from_bytes(installed.content_key);
         let plain = open_artifact(manifest, &key, &ciphertext)
             .map_err(|_| SyncError::Integrity("installed artifact does not verify"))?;
-        ServingModel::load(&plain)
+        runtime::load(&plain)
     }
 
     /// Stages a verified version and, per `policy`, activates it.
@@ -155,7 +156,7 @@ impl Slots {
         &self,
         slot: &str,
         installed: Installed,
-        model: ServingModel,
+        model: Model,
         policy: ActivationPolicy,
     ) -> Result<SlotChange, SyncError> {
         let version = installed.version();
@@ -176,7 +177,7 @@ impl Slots {
     pub fn activate_with(
         &self,
         slot: &str,
-        loaded: Option<ServingModel>,
+        loaded: Option<Model>,
     ) -> Result<SlotChange, SyncError> {
         let mut record = self.record(slot)?;
         let Some(staged) = record.staged.take() else {
@@ -187,7 +188,7 @@ impl Slots {
             Some(model) => Ok(model),
             None => self.load(&staged),
         }
-        .and_then(|model| model.health_check().map(|()| model));
+        .and_then(|model| runtime::health_check(&model).map(|()| model));
         let model = match checked {
             Ok(model) => model,
             Err(_) => {

@@ -230,7 +230,7 @@ impl Inner {
             }
         };
         self.progress(&version, RolloutStage::Verified);
-        let model = match super::runtime::ServingModel::load(&plain) {
+        let model = match super::runtime::load(&plain) {
             Ok(model) => model,
             Err(_) => {
                 self.telemetry

@@ -13,7 +13,7 @@
 //! | `device_key.rs` | [`DeviceKeyProvider`] and the store-sealed software key |
 //! | `http.rs` | the HTTP client: retries, backoff with jitter, `Retry-After`, [`RequestObserver`] |
 //! | `tls.rs` | rustls configuration, custom roots, SPKI pinning |
-//! | `runtime.rs` | [`ServingModel`]: a delivered model loaded into tract from memory, health check |
+//! | `runtime.rs` | delivered models loaded from memory through [`crate::inference`], health check |
 //! | `policy.rs` | [`UploadPolicy`], [`DownloadPolicy`] |
 //! | `upload.rs` | telemetry upload and acknowledgement |
 //! | `wire.rs` | queued batches → the control plane's declared telemetry schema |
@@ -46,7 +46,6 @@ pub use edgekeep_protocol::signing::VerifyingKey as PublisherKey;
 pub use error::SyncError;
 pub use http::{OutgoingRequest, RequestObserver, RetryPolicy};
 pub use policy::{DownloadPolicy, UploadPolicy};
-pub use runtime::ServingModel;
 pub use tls::{SpkiPin, spki_pin_of_certificate, spki_pins_of_pem};
 pub use upload::UploadReport;
 
