@@ -13,6 +13,7 @@ use edgekeep::inference::{Dim, Tensor};
 use edgekeep::sync::{ActivationPolicy, Rejection, SlotChange, SyncClient, SyncError};
 use edgekeep::telemetry::{SecurityEvent, metrics};
 use edgekeep_protocol::desired_state::{DesiredState, ModelAssignment, SignedDesiredState};
+use edgekeep_protocol::fleet::FleetHealth;
 use harness::{Harness, model_bytes, open_store, publisher_key};
 use proxy::Mitm;
 
@@ -109,9 +110,17 @@ async fn publish_roll_out_pull_activate_infer_report() {
     assert_eq!(upload.queued, 0, "{upload:?}");
     assert!(upload.acked_through.is_some());
 
-    let health = s.h.get_json("/v1/fleet/health").await;
-    let text = health.to_string();
-    assert!(text.contains(SLOT), "{text}");
+    let health: FleetHealth =
+        serde_json::from_value(s.h.get_json("/v1/fleet/health").await).unwrap();
+    assert_eq!(
+        health
+            .sdk_versions
+            .iter()
+            .map(|v| (v.sdk_version.to_string(), v.devices))
+            .collect::<Vec<_>>(),
+        vec![(env!("CARGO_PKG_VERSION").to_owned(), 1)]
+    );
+    assert_eq!(devices_active(&health, 1), 1, "{health:?}");
 
     // A second version replaces it; the first is kept as previous and a crash loop rolls
     // back to it.
@@ -132,6 +141,20 @@ async fn publish_roll_out_pull_activate_infer_report() {
         }
     );
     assert_eq!(serving_version(&s.client), Some(1));
+    s.client.sync_async().await.unwrap();
+    let health: FleetHealth =
+        serde_json::from_value(s.h.get_json("/v1/fleet/health").await).unwrap();
+    assert_eq!(devices_active(&health, 1), 1, "{health:?}");
+    assert_eq!(devices_active(&health, 2), 0, "{health:?}");
+}
+
+/// Devices that last reported `SLOT` at `version` serving.
+fn devices_active(health: &FleetHealth, version: u64) -> u64 {
+    health
+        .model_versions
+        .iter()
+        .find(|m| m.model == SLOT && m.version == version)
+        .map_or(0, |m| m.devices_active)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,6 +173,37 @@ async fn manual_activation_waits_for_the_app() {
         SlotChange::Activated(1)
     );
     assert_eq!(serving_version(&s.client), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_launch_activation_waits_for_a_new_client() {
+    let Setup {
+        h,
+        mitm,
+        publisher,
+        client,
+        _dir: dir,
+    } = setup(ActivationPolicy::NextLaunch).await;
+    h.publish_and_roll_out(&publisher, SLOT, 1, &model_bytes("logreg.onnx"))
+        .await;
+    let report = client.update_models_async().await.unwrap();
+    assert_eq!(
+        report.changes,
+        vec![(SLOT.to_owned(), SlotChange::Staged(1))]
+    );
+    assert_eq!(serving_version(&client), None);
+    drop(client);
+
+    let relaunched = SyncClient::builder(&mitm.base_url())
+        .store(open_store(dir.path()))
+        .root_certificate_pem(mitm.ca_pem.as_bytes().to_vec())
+        .publisher_key(publisher.public_key())
+        .activation_policy(ActivationPolicy::NextLaunch)
+        .build()
+        .unwrap();
+    assert_eq!(serving_version(&relaunched), Some(1));
+    let again = relaunched.update_models_async().await.unwrap();
+    assert!(again.changes.is_empty(), "{again:?}");
 }
 
 /// The control plane's online desired-state key, read from its data folder: the tests

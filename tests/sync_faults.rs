@@ -196,3 +196,56 @@ async fn a_5xx_storm_and_a_slow_drip_end_consistent() {
     assert_eq!(upload.queued, 0);
     assert!(failures.load(Ordering::Relaxed) >= 6);
 }
+
+/// A device clock wrong by a fixed number of seconds.
+struct SkewedClock(i64);
+
+impl edgekeep::sync::DeviceClock for SkewedClock {
+    fn unix_seconds(&self) -> i64 {
+        edgekeep::sync::SystemClock.unix_seconds() + self.0
+    }
+}
+
+/// A device whose clock is hours off still enrolls, verifies fresh signed state, installs
+/// and reports: the first stale proof teaches it the server's clock, and every later call
+/// goes through without another retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_clock_hours_off_still_syncs() {
+    use edgekeep::sync::DeviceClock;
+    let h = Harness::start().await;
+    let publisher = publisher_key();
+    h.register_publisher(&publisher).await;
+    for (version, skew) in (1u64..).zip([3 * 3600, -3 * 3600, 2 * 86_400]) {
+        assert!((SkewedClock(skew).unix_seconds() - harness::now() - skew).abs() <= 1);
+        let log = Arc::new(harness::RequestLog::default());
+        let dir = tempfile::tempdir().unwrap();
+        let client = h
+            .client_builder(open_store(dir.path()))
+            .publisher_key(publisher.public_key())
+            .device_clock(Arc::new(SkewedClock(skew)))
+            .request_observer(log.clone())
+            .build()
+            .unwrap();
+        client
+            .enroll_async(&h.org_id, &h.bootstrap().await)
+            .await
+            .unwrap();
+        assert_eq!(
+            log.count_path("/v1/device/enroll"),
+            2,
+            "skew {skew}: one stale proof, then one retry"
+        );
+        h.publish_and_roll_out(&publisher, SLOT, version, &model_bytes("logreg.onnx"))
+            .await;
+        let report = client.update_models_async().await.unwrap();
+        assert_eq!(
+            report.changes,
+            vec![(SLOT.to_owned(), SlotChange::Activated(version))],
+            "skew {skew}"
+        );
+        let upload = client.sync_async().await.unwrap();
+        assert_eq!(upload.queued, 0, "skew {skew}: {upload:?}");
+        assert_eq!(log.count_path("/v1/device/telemetry"), 1, "skew {skew}");
+        assert_eq!(log.count_path("/v1/device/refresh"), 0, "skew {skew}");
+    }
+}

@@ -21,6 +21,10 @@ use crate::inference::Model;
 
 pub(crate) const ARTIFACTS: Namespace = Namespace::new("sync.artifacts");
 const SLOTS: Namespace = Namespace::new("sync.slots");
+/// The names of every slot with a record (slot records are found by keyed hash, so they
+/// cannot be listed otherwise). Slot names come from the operator, never from the user.
+const SLOT_INDEX: Namespace = Namespace::new("sync.slot_index");
+const SLOT_NAMES: &[u8] = b"names";
 
 /// When a verified version starts serving.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,7 +124,37 @@ impl Slots {
             serde_json::to_vec(record).map_err(|_| SyncError::Config("slot encoding failed"))?,
         );
         self.store.kv().put(SLOTS, &slot_key(slot), &bytes)?;
+        let mut names = self.slot_names()?;
+        if !names.iter().any(|name| name == slot) {
+            names.push(slot.to_owned());
+            names.sort();
+            let encoded = serde_json::to_vec(&names)
+                .map_err(|_| SyncError::Config("slot index encoding failed"))?;
+            self.store.kv().put(SLOT_INDEX, SLOT_NAMES, &encoded)?;
+        }
         Ok(())
+    }
+
+    /// Every slot that has ever had a record.
+    fn slot_names(&self) -> Result<Vec<String>, SyncError> {
+        match self.store.kv().get(SLOT_INDEX, SLOT_NAMES)? {
+            None => Ok(Vec::new()),
+            Some(bytes) => serde_json::from_slice(bytes.as_bytes())
+                .map_err(|_| SyncError::Config("slot index is unreadable")),
+        }
+    }
+
+    /// The version serving in each slot, by slot name.
+    pub fn active_versions(&self) -> Result<Vec<ModelVersion>, SyncError> {
+        let mut versions = Vec::new();
+        for slot in self.slot_names()? {
+            if let Some(active) = self.record(&slot)?.active
+                && let Some(version) = ModelVersion::new(&slot, active.version())
+            {
+                versions.push(version);
+            }
+        }
+        Ok(versions)
     }
 
     /// The installed version of a slot (0 if none): what a new manifest must exceed.
@@ -247,11 +281,12 @@ impl Slots {
     }
 
     /// Promotes every staged version (called at launch for [`ActivationPolicy::NextLaunch`]).
-    pub fn promote_staged(&self, slots: &[String]) -> Result<Vec<(String, SlotChange)>, SyncError> {
+    pub fn promote_staged(&self) -> Result<Vec<(String, SlotChange)>, SyncError> {
         let mut changes = Vec::new();
-        for slot in slots {
-            if self.record(slot)?.staged.is_some() {
-                changes.push((slot.clone(), self.activate_with(slot, None)?));
+        for slot in self.slot_names()? {
+            if self.record(&slot)?.staged.is_some() {
+                let change = self.activate_with(&slot, None)?;
+                changes.push((slot, change));
             }
         }
         Ok(changes)

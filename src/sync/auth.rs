@@ -13,6 +13,7 @@ use reqwest::header::{DATE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use super::clock::DeviceClock;
 use super::credentials::{CredentialStore, Credentials, Persisted};
 use super::device_key::{DeviceKeyProvider, ProviderSigner};
 use super::error::SyncError;
@@ -35,12 +36,6 @@ pub enum SyncState {
 
 /// By default, refresh when the access token has less than this many seconds left.
 pub(crate) const DEFAULT_REFRESH_MARGIN_SECS: i64 = 60;
-
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
 
 /// Reads the protocol error code of a non-2xx answer.
 pub(crate) fn server_error(response: &ReadResponse) -> SyncError {
@@ -73,6 +68,7 @@ pub(crate) struct DeviceAuth {
     key: Arc<dyn DeviceKeyProvider>,
     credentials: CredentialStore,
     state: tokio::sync::Mutex<Persisted>,
+    clock: Arc<dyn DeviceClock>,
     /// Server clock minus device clock, seconds, learned from `Date` headers.
     clock_offset: AtomicI64,
     refresh_margin: i64,
@@ -84,6 +80,7 @@ impl DeviceAuth {
         transport: Transport,
         key: Arc<dyn DeviceKeyProvider>,
         credentials: CredentialStore,
+        clock: Arc<dyn DeviceClock>,
         refresh_margin: i64,
     ) -> Result<Self, SyncError> {
         let persisted = credentials.load()?;
@@ -93,6 +90,7 @@ impl DeviceAuth {
             key,
             credentials,
             state: tokio::sync::Mutex::new(persisted),
+            clock,
             clock_offset: AtomicI64::new(0),
             refresh_margin,
         })
@@ -108,7 +106,9 @@ impl DeviceAuth {
     }
 
     fn now(&self) -> i64 {
-        unix_now().saturating_add(self.clock_offset.load(Ordering::Relaxed))
+        self.clock
+            .unix_seconds()
+            .saturating_add(self.clock_offset.load(Ordering::Relaxed))
     }
 
     /// Learns the server clock from a response's `Date` header.
@@ -120,8 +120,10 @@ impl DeviceAuth {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| i64::try_from(d.as_secs()).ok());
         if let Some(server) = server {
-            self.clock_offset
-                .store(server.saturating_sub(unix_now()), Ordering::Relaxed);
+            self.clock_offset.store(
+                server.saturating_sub(self.clock.unix_seconds()),
+                Ordering::Relaxed,
+            );
         }
     }
 

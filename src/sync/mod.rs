@@ -9,6 +9,7 @@
 //! | `delivery.rs` | desired state, manifest checks, resumable download, decryption |
 //! | `activation.rs` | slots: stage → health check → activate, previous kept, roll back |
 //! | `auth.rs` | the device auth state machine ([`SyncState`]): enroll, proofs, refresh, revocation |
+//! | `clock.rs` | [`DeviceClock`]: the device's wall clock, corrected by the server's |
 //! | `credentials.rs` | credentials sealed in the store |
 //! | `device_key.rs` | [`DeviceKeyProvider`] and the store-sealed software key |
 //! | `http.rs` | the HTTP client: retries, backoff with jitter, `Retry-After`, [`RequestObserver`] |
@@ -23,6 +24,7 @@
 
 mod activation;
 mod auth;
+mod clock;
 mod credentials;
 mod delivery;
 mod device_key;
@@ -40,6 +42,7 @@ use std::time::Duration;
 
 pub use activation::{ActivationPolicy, ActiveModel, SlotChange};
 pub use auth::SyncState;
+pub use clock::{DeviceClock, SystemClock};
 pub use delivery::{DeliveryReport, Rejection};
 pub use device_key::{DeviceKeyProvider, StoreDeviceKey};
 pub use edgekeep_protocol::signing::VerifyingKey as PublisherKey;
@@ -74,6 +77,7 @@ pub struct SyncClientBuilder {
     queue_limits: QueueLimits,
     observer: Option<Arc<dyn RequestObserver>>,
     refresh_margin: Duration,
+    clock: Arc<dyn DeviceClock>,
     delivery: DeliveryConfig,
 }
 
@@ -195,6 +199,13 @@ impl SyncClientBuilder {
         self
     }
 
+    /// The device's wall clock (default: the system clock). Time checks use it corrected
+    /// by the server's `Date`, so a wrong device clock does not break sync.
+    pub fn device_clock(mut self, clock: Arc<dyn DeviceClock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Sees every request before it is sent (audits, tests).
     pub fn request_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
         self.observer = Some(observer);
@@ -237,6 +248,7 @@ impl SyncClientBuilder {
             transport,
             device_key,
             CredentialStore::new(store.clone()),
+            self.clock,
             i64::try_from(self.refresh_margin.as_secs()).unwrap_or(i64::MAX),
         )?;
         let queue = UploadQueue::new(store.clone(), self.queue_limits);
@@ -244,7 +256,7 @@ impl SyncClientBuilder {
         telemetry.set_enabled(upload::telemetry_enabled(&store)?);
         let slots = activation::Slots::new(store.clone());
         if self.delivery.activation == ActivationPolicy::NextLaunch {
-            slots.promote_staged(&self.delivery.slots)?;
+            slots.promote_staged()?;
         }
         let inner = Arc::new(Inner {
             auth,
@@ -356,6 +368,7 @@ impl SyncClient {
             queue_limits: QueueLimits::default(),
             observer: None,
             refresh_margin: Duration::from_secs(auth::DEFAULT_REFRESH_MARGIN_SECS as u64),
+            clock: Arc::new(SystemClock),
             delivery: DeliveryConfig::default(),
         }
     }

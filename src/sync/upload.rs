@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use edgekeep_protocol::telemetry::TelemetryAck;
+use edgekeep_protocol::telemetry::{TelemetryAck, VersionReport};
 use reqwest::Method;
 
 use crate::store::{Namespace, Store};
@@ -52,9 +52,17 @@ pub(crate) fn set_telemetry_enabled(
 }
 
 /// The body sent for a queued batch.
-fn wire_body(batch: &TelemetryBatch, abandoned_through: Option<u64>) -> Result<Vec<u8>, SyncError> {
-    serde_json::to_vec(&super::wire::to_wire(batch, abandoned_through))
-        .map_err(|_| SyncError::Config("telemetry encoding failed"))
+fn wire_body(
+    batch: &TelemetryBatch,
+    abandoned_through: Option<u64>,
+    versions: &VersionReport,
+) -> Result<Vec<u8>, SyncError> {
+    serde_json::to_vec(&super::wire::to_wire(
+        batch,
+        abandoned_through,
+        Some(versions),
+    ))
+    .map_err(|_| SyncError::Config("telemetry encoding failed"))
 }
 
 impl Inner {
@@ -79,8 +87,9 @@ impl Inner {
         let pending = self.queue.pending(MAX_BATCHES_PER_SYNC)?;
         // Everything below the oldest queued batch was acknowledged or dropped by the bound.
         let abandoned = pending.first().map(|q| q.batch.seq.saturating_sub(1));
+        let versions = super::wire::version_report(&self.slots.active_versions()?);
         for queued in pending {
-            let body = wire_body(&queued.batch, abandoned)?;
+            let body = wire_body(&queued.batch, abandoned, &versions)?;
             let response = self
                 .auth
                 .call(Method::POST, "/v1/device/telemetry", Some(body), &[])

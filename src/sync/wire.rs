@@ -86,13 +86,35 @@ fn health(snapshot: &HealthSnapshot) -> wire::HealthSignal {
     }
 }
 
+/// This SDK's version, as reported to fleet health.
+pub(crate) fn sdk_version() -> edgekeep_protocol::artifact::SemVer {
+    let part = |text: &str| text.parse().unwrap_or(0);
+    edgekeep_protocol::artifact::SemVer::new(
+        part(env!("CARGO_PKG_VERSION_MAJOR")),
+        part(env!("CARGO_PKG_VERSION_MINOR")),
+        part(env!("CARGO_PKG_VERSION_PATCH")),
+    )
+}
+
+/// The report of the SDK version and the versions serving now, one per slot.
+pub(crate) fn version_report(active: &[ModelVersion]) -> wire::VersionReport {
+    wire::VersionReport {
+        sdk: sdk_version(),
+        active: active.iter().filter_map(model_ref).collect(),
+    }
+}
+
 /// The wire batch for `batch`; `abandoned_through` names the sequences the bounded queue
-/// dropped before it.
+/// dropped before it; `versions`, when given, says what the device runs at upload time.
 pub(crate) fn to_wire(
     batch: &TelemetryBatch,
     abandoned_through: Option<u64>,
+    versions: Option<&wire::VersionReport>,
 ) -> wire::TelemetryBatch {
     let mut events = Vec::new();
+    if let Some(report) = versions {
+        events.push(wire::TelemetryEvent::Versions(report.clone()));
+    }
     if let Some(snapshot) = &batch.health {
         events.push(wire::TelemetryEvent::Health(health(snapshot)));
     }
@@ -196,10 +218,14 @@ mod tests {
         t.record(metrics::QUALITY_ACCURACY, &v, 0.5);
         let health = HealthSnapshot::from(FixedDeviceState::plugged_in().0);
         let batch = t.drain(3, Some(health));
-        let wire = to_wire(&batch, Some(2));
+        let wire = to_wire(
+            &batch,
+            Some(2),
+            Some(&version_report(std::slice::from_ref(&v))),
+        );
         wire.validate().unwrap();
         assert_eq!(wire.abandoned_through, Some(2));
-        let expected = 1 + 1 + ErrorKind::ALL.len() + SecurityEvent::ALL.len() + 1 + 1 + 1;
+        let expected = 1 + 1 + 1 + ErrorKind::ALL.len() + SecurityEvent::ALL.len() + 1 + 1 + 1;
         assert_eq!(wire.events.len(), expected);
         let bytes = serde_json::to_vec(&wire).unwrap();
         wire::TelemetryBatch::parse(&bytes).unwrap();
