@@ -9,8 +9,12 @@ use harness::proxy;
 
 use std::sync::Arc;
 
+use edgekeep::inference::Model;
 use edgekeep::inference::{Dim, Tensor};
-use edgekeep::sync::{ActivationPolicy, Rejection, SlotChange, SyncClient, SyncError};
+use edgekeep::sync::{
+    ActivationPolicy, ModelHealthCheck, Rejection, SlotChange, SyncClient, SyncError,
+};
+use edgekeep::telemetry::ModelVersion;
 use edgekeep::telemetry::{SecurityEvent, metrics};
 use edgekeep_protocol::desired_state::{DesiredState, ModelAssignment, SignedDesiredState};
 use edgekeep_protocol::fleet::FleetHealth;
@@ -204,6 +208,70 @@ async fn next_launch_activation_waits_for_a_new_client() {
     assert_eq!(serving_version(&relaunched), Some(1));
     let again = relaunched.update_models_async().await.unwrap();
     assert!(again.changes.is_empty(), "{again:?}");
+}
+
+/// Refuses one version: the app's probe on its own data found it worse.
+struct RefuseVersion(u64);
+
+impl ModelHealthCheck for RefuseVersion {
+    fn is_healthy(&self, version: &ModelVersion, model: &Model) -> bool {
+        assert!(!model.inputs().is_empty());
+        version.version() != self.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_health_check_refusal_rolls_back_once_and_is_reported() {
+    let h = Harness::start().await;
+    let publisher = publisher_key();
+    h.register_publisher(&publisher).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(harness::RequestLog::default());
+    let client = h
+        .client_builder(open_store(dir.path()))
+        .publisher_key(publisher.public_key())
+        .health_check(Arc::new(RefuseVersion(2)))
+        .request_observer(log.clone())
+        .build()
+        .unwrap();
+    client
+        .enroll_async(&h.org_id, &h.bootstrap().await)
+        .await
+        .unwrap();
+    let logreg = model_bytes("logreg.onnx");
+    h.publish_and_roll_out(&publisher, SLOT, 1, &logreg).await;
+    client.update_models_async().await.unwrap();
+    h.publish_and_roll_out(&publisher, SLOT, 2, &logreg).await;
+    let report = client.update_models_async().await.unwrap();
+    assert_eq!(
+        report.changes,
+        vec![(
+            SLOT.to_owned(),
+            SlotChange::RolledBack {
+                failed: 2,
+                serving: Some(1)
+            }
+        )]
+    );
+    assert_eq!(serving_version(&client), Some(1));
+    let downloads = log.count_path("/key");
+    let again = client.update_models_async().await.unwrap();
+    assert!(again.changes.is_empty(), "{again:?}");
+    assert_eq!(
+        log.count_path("/key"),
+        downloads,
+        "a refused version is not fetched again"
+    );
+
+    client.sync_async().await.unwrap();
+    let health: FleetHealth = serde_json::from_value(h.get_json("/v1/fleet/health").await).unwrap();
+    let rollout = health
+        .rollouts
+        .iter()
+        .find(|r| r.version == 2)
+        .expect("rollout of version 2");
+    assert_eq!(rollout.progress.rolled_back, 1, "{rollout:?}");
+    assert_eq!(devices_active(&health, 1), 1);
 }
 
 /// The control plane's online desired-state key, read from its data folder: the tests

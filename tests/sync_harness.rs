@@ -14,6 +14,7 @@ use edgekeep_protocol::api::{BootstrapTokenResponse, CreateBootstrapTokenRequest
 use edgekeep_protocol::artifact::{
     ArtifactSpec, BuiltArtifact, ModelFormat, SemVer, build_artifact,
 };
+use edgekeep_protocol::fleet::RolloutInfo;
 use edgekeep_protocol::signing::SigningKey;
 use edgekeep_server::{RunningServer, Server, ServerConfig};
 use ring::rand::SystemRandom;
@@ -159,7 +160,8 @@ impl Harness {
         assert_eq!(response.status().as_u16(), 200);
     }
 
-    pub async fn roll_out(&self, model: &str, version: u64) {
+    /// Rolls `version` out to the whole org; returns the rollout.
+    pub async fn roll_out(&self, model: &str, version: u64) -> RolloutInfo {
         let response = self
             .http
             .post(format!("{}/v1/rollouts", self.base_url()))
@@ -169,12 +171,8 @@ impl Harness {
             .send()
             .await
             .unwrap();
-        assert_eq!(
-            response.status().as_u16(),
-            201,
-            "{}",
-            response.text().await.unwrap()
-        );
+        assert_eq!(response.status().as_u16(), 201);
+        response.json().await.unwrap()
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {

@@ -9,6 +9,7 @@ use ring::digest;
 
 use super::error::{PersonalizeError, Result};
 use super::softmax::softmax_rows;
+use crate::telemetry::{ModelVersion, Telemetry, metrics};
 
 /// Probabilities are clamped to this floor before taking logs, bounding log-loss at ~16.1.
 const PROBABILITY_FLOOR: f32 = 1e-7;
@@ -40,6 +41,34 @@ pub struct QualityReport {
     pub training_examples: u32,
     /// Number of classes the personalized head knows.
     pub classes: u32,
+}
+
+impl QualityReport {
+    /// Records this report through the declared quality metrics of `version` (the base
+    /// model's): the base model's accuracy, log-loss and calibration error, and the
+    /// personalized accuracy. Only these aggregates leave the device.
+    pub fn record(&self, telemetry: &Telemetry, version: &ModelVersion) {
+        telemetry.record(
+            metrics::QUALITY_ACCURACY,
+            version,
+            f64::from(self.base.accuracy),
+        );
+        telemetry.record(
+            metrics::QUALITY_LOG_LOSS,
+            version,
+            f64::from(self.base.log_loss),
+        );
+        telemetry.record(
+            metrics::QUALITY_ECE,
+            version,
+            f64::from(self.base.calibration_error),
+        );
+        telemetry.record(
+            metrics::QUALITY_PERSONALIZED_ACCURACY,
+            version,
+            f64::from(self.personalized.accuracy),
+        );
+    }
 }
 
 /// Scores a batch of probability rows (`n × classes`) against labels.
@@ -168,6 +197,46 @@ pub fn is_held_out(seed: u64, example_id: u64, fraction: f32) -> bool {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn a_quality_report_records_only_its_four_declared_aggregates() {
+        use crate::telemetry::MetricId;
+        let evaluation = |accuracy| Evaluation {
+            examples: 20,
+            accuracy,
+            log_loss: 0.5,
+            calibration_error: 0.1,
+        };
+        let report = QualityReport {
+            base: evaluation(0.25),
+            personalized: evaluation(0.75),
+            training_examples: 40,
+            classes: 4,
+        };
+        let telemetry = Telemetry::new();
+        let version = ModelVersion::new("camera", 3).unwrap();
+        report.record(&telemetry, &version);
+        let batch = telemetry.drain(1, None);
+        let mut points: Vec<(MetricId, f64, u64)> = batch
+            .quantities
+            .iter()
+            .map(|q| {
+                assert_eq!(q.version.as_ref(), Some(&version));
+                (q.metric, q.sum, q.count)
+            })
+            .collect();
+        points.sort_by_key(|p| p.0);
+        assert_eq!(
+            points,
+            vec![
+                (MetricId::QualityAccuracy, 0.25, 1),
+                (MetricId::QualityLogLoss, 0.5, 1),
+                (MetricId::QualityEce, f64::from(0.1f32), 1),
+                (MetricId::QualityPersonalizedAccuracy, 0.75, 1),
+            ]
+        );
+        assert!(batch.counters.is_empty() && batch.histograms.is_empty());
+    }
 
     #[test]
     fn perfect_confident_predictions_score_perfectly() {

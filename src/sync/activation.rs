@@ -66,6 +66,18 @@ pub(crate) struct SlotRecord {
     pub active: Option<Installed>,
     pub previous: Option<Installed>,
     pub staged: Option<Installed>,
+    /// The last version that failed its health check here; not downloaded again.
+    #[serde(default)]
+    pub failed: Option<u64>,
+}
+
+/// The app's own probe of a newly verified version before it serves, after the SDK's
+/// (it loads, runs, and gives finite outputs): e.g. predictions on a few local examples
+/// agree with the version serving now. Returning `false`, or panicking, keeps the current
+/// version serving and reports the new one as rolled back.
+pub trait ModelHealthCheck: Send + Sync {
+    /// Whether `model`, the verified `version`, may serve.
+    fn is_healthy(&self, version: &ModelVersion, model: &Model) -> bool;
 }
 
 /// A model serving in a slot.
@@ -97,6 +109,7 @@ pub enum SlotChange {
 pub(crate) struct Slots {
     store: Arc<Store>,
     live: Mutex<HashMap<String, ActiveModel>>,
+    app_check: Option<Arc<dyn ModelHealthCheck>>,
 }
 
 fn slot_key(slot: &str) -> Vec<u8> {
@@ -104,11 +117,35 @@ fn slot_key(slot: &str) -> Vec<u8> {
 }
 
 impl Slots {
-    pub fn new(store: Arc<Store>) -> Self {
+    pub fn new(store: Arc<Store>, app_check: Option<Arc<dyn ModelHealthCheck>>) -> Self {
         Self {
             store,
             live: Mutex::new(HashMap::new()),
+            app_check,
         }
+    }
+
+    /// The SDK's probe, then the app's.
+    fn check(&self, slot: &str, version: u64, model: &Model) -> Result<(), SyncError> {
+        runtime::health_check(model)?;
+        let (Some(check), Some(version)) = (&self.app_check, ModelVersion::new(slot, version))
+        else {
+            return Ok(());
+        };
+        let healthy = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check.is_healthy(&version, model)
+        }));
+        match healthy {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => Err(SyncError::ModelRejected(
+                "the app's health check refused the model",
+            )),
+        }
+    }
+
+    /// Whether `version` failed its health check on this device before.
+    pub fn failed_before(&self, slot: &str, version: u64) -> Result<bool, SyncError> {
+        Ok(self.record(slot)?.failed == Some(version))
     }
 
     pub fn record(&self, slot: &str) -> Result<SlotRecord, SyncError> {
@@ -222,10 +259,11 @@ impl Slots {
             Some(model) => Ok(model),
             None => self.load(&staged),
         }
-        .and_then(|model| runtime::health_check(&model).map(|()| model));
+        .and_then(|model| self.check(slot, version, &model).map(|()| model));
         let model = match checked {
             Ok(model) => model,
             Err(_) => {
+                record.failed = Some(version);
                 self.save(slot, &record)?;
                 self.forget_artifact(&staged, &record)?;
                 return Ok(SlotChange::RolledBack {

@@ -195,7 +195,7 @@ impl Inner {
         if manifest.version < installed {
             return Err(self.security(SecurityEvent::Rollback, Some(&version)));
         }
-        if manifest.version == installed {
+        if manifest.version == installed || self.slots.failed_before(slot, manifest.version)? {
             return Ok(None);
         }
         self.progress(&version, RolloutStage::Assigned);
@@ -250,10 +250,15 @@ impl Inner {
             .stage(slot, installed, model, self.delivery.activation)?;
         match &change {
             SlotChange::Activated(_) => self.progress(&version, RolloutStage::Active),
-            SlotChange::RolledBack { .. } => {
+            SlotChange::RolledBack { serving, .. } => {
                 self.telemetry
                     .add_labeled(metrics::ERRORS, ErrorKind::HealthCheck, None, 1);
-                self.progress(&version, RolloutStage::Failed);
+                let stage = if serving.is_some() {
+                    RolloutStage::RolledBack
+                } else {
+                    RolloutStage::Failed
+                };
+                self.progress(&version, stage);
             }
             SlotChange::Staged(_) => {}
         }

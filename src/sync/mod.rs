@@ -40,7 +40,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use activation::{ActivationPolicy, ActiveModel, SlotChange};
+pub use activation::{ActivationPolicy, ActiveModel, ModelHealthCheck, SlotChange};
 pub use auth::SyncState;
 pub use clock::{DeviceClock, SystemClock};
 pub use delivery::{DeliveryReport, Rejection};
@@ -78,6 +78,7 @@ pub struct SyncClientBuilder {
     observer: Option<Arc<dyn RequestObserver>>,
     refresh_margin: Duration,
     clock: Arc<dyn DeviceClock>,
+    health_check: Option<Arc<dyn ModelHealthCheck>>,
     delivery: DeliveryConfig,
 }
 
@@ -206,6 +207,13 @@ impl SyncClientBuilder {
         self
     }
 
+    /// The app's own probe of each new version before it serves (after the SDK's); a
+    /// refusal keeps the current version and reports an automatic rollback.
+    pub fn health_check(mut self, check: Arc<dyn ModelHealthCheck>) -> Self {
+        self.health_check = Some(check);
+        self
+    }
+
     /// Sees every request before it is sent (audits, tests).
     pub fn request_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
         self.observer = Some(observer);
@@ -254,7 +262,7 @@ impl SyncClientBuilder {
         let queue = UploadQueue::new(store.clone(), self.queue_limits);
         let telemetry = Telemetry::new();
         telemetry.set_enabled(upload::telemetry_enabled(&store)?);
-        let slots = activation::Slots::new(store.clone());
+        let slots = activation::Slots::new(store.clone(), self.health_check);
         if self.delivery.activation == ActivationPolicy::NextLaunch {
             slots.promote_staged()?;
         }
@@ -369,6 +377,7 @@ impl SyncClient {
             observer: None,
             refresh_margin: Duration::from_secs(auth::DEFAULT_REFRESH_MARGIN_SECS as u64),
             clock: Arc::new(SystemClock),
+            health_check: None,
             delivery: DeliveryConfig::default(),
         }
     }

@@ -171,6 +171,7 @@ pub(crate) fn to_wire(
             MetricId::QualityAccuracy => wire::QualityMetric::Accuracy,
             MetricId::QualityLogLoss => wire::QualityMetric::LogLoss,
             MetricId::QualityEce => wire::QualityMetric::CalibrationError,
+            MetricId::QualityPersonalizedAccuracy => wire::QualityMetric::PersonalizedAccuracy,
             _ => continue,
         };
         let Some(model) = point.version.as_ref().and_then(model_ref) else {
@@ -216,6 +217,7 @@ mod tests {
         );
         t.observe(metrics::INFERENCE_LATENCY_MS, &v, 3.0);
         t.record(metrics::QUALITY_ACCURACY, &v, 0.5);
+        t.record(metrics::QUALITY_PERSONALIZED_ACCURACY, &v, 0.75);
         let health = HealthSnapshot::from(FixedDeviceState::plugged_in().0);
         let batch = t.drain(3, Some(health));
         let wire = to_wire(
@@ -225,7 +227,7 @@ mod tests {
         );
         wire.validate().unwrap();
         assert_eq!(wire.abandoned_through, Some(2));
-        let expected = 1 + 1 + 1 + ErrorKind::ALL.len() + SecurityEvent::ALL.len() + 1 + 1 + 1;
+        let expected = 1 + 1 + 1 + ErrorKind::ALL.len() + SecurityEvent::ALL.len() + 1 + 1 + 1 + 1;
         assert_eq!(wire.events.len(), expected);
         let bytes = serde_json::to_vec(&wire).unwrap();
         wire::TelemetryBatch::parse(&bytes).unwrap();

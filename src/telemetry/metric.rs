@@ -25,6 +25,9 @@ pub enum MetricId {
     QualityLogLoss,
     /// Model expected calibration error the app measured, per model version.
     QualityEce,
+    /// Accuracy of the personalized model on the device's held-out examples, per base model
+    /// version (compare with [`MetricId::QualityAccuracy`] of the base alone).
+    QualityPersonalizedAccuracy,
     /// Queued telemetry batches dropped to respect the queue bounds.
     TelemetryBatchesDropped,
 }

@@ -25,6 +25,10 @@ pub const QUALITY_ACCURACY: Quantity = Quantity::declare(MetricId::QualityAccura
 pub const QUALITY_LOG_LOSS: Quantity = Quantity::declare(MetricId::QualityLogLoss, 0.0, 100.0);
 /// Expected calibration error in `[0, 1]` reported by the app, per model version.
 pub const QUALITY_ECE: Quantity = Quantity::declare(MetricId::QualityEce, 0.0, 1.0);
+/// Accuracy in `[0, 1]` of the personalized model on held-out local examples, per base model
+/// version.
+pub const QUALITY_PERSONALIZED_ACCURACY: Quantity =
+    Quantity::declare(MetricId::QualityPersonalizedAccuracy, 0.0, 1.0);
 /// Queued batches dropped to respect the queue's byte and age bounds.
 pub const TELEMETRY_BATCHES_DROPPED: Counter = Counter::declare(MetricId::TelemetryBatchesDropped);
 
@@ -75,6 +79,11 @@ pub const REGISTRY: &[Declaration] = &[
         id: MetricId::QualityEce,
         kind: MetricKind::Quantity,
         description: "expected calibration error reported by the app per model version",
+    },
+    Declaration {
+        id: MetricId::QualityPersonalizedAccuracy,
+        kind: MetricKind::Quantity,
+        description: "accuracy of the personalized model on held-out local examples",
     },
     Declaration {
         id: MetricId::TelemetryBatchesDropped,

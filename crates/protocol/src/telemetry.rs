@@ -204,6 +204,8 @@ pub enum QualityMetric {
     LogLoss,
     /// Expected calibration error.
     CalibrationError,
+    /// Accuracy after on-device personalization, on the device's held-out examples.
+    PersonalizedAccuracy,
 }
 
 impl QualityMetric {
@@ -213,6 +215,7 @@ impl QualityMetric {
             Self::Accuracy => "accuracy",
             Self::LogLoss => "log_loss",
             Self::CalibrationError => "calibration_error",
+            Self::PersonalizedAccuracy => "personalized_accuracy",
         }
     }
 }

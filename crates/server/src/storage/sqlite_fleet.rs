@@ -180,6 +180,7 @@ fn metric_from(text: &str) -> Option<QualityMetric> {
         QualityMetric::Accuracy,
         QualityMetric::LogLoss,
         QualityMetric::CalibrationError,
+        QualityMetric::PersonalizedAccuracy,
     ]
     .into_iter()
     .find(|m| m.as_str() == text)
