@@ -85,6 +85,10 @@ async fn publish_roll_out_pull_activate_infer_report() {
     );
     let active = s.client.active_model(SLOT).unwrap().unwrap();
     assert_eq!(active.version.version(), 1);
+    assert_eq!(
+        active.model_sha256.as_slice(),
+        ring::digest::digest(&ring::digest::SHA256, &logreg).as_ref()
+    );
     let input = active.model.inputs()[0].clone();
     let shape: Vec<usize> = input
         .shape

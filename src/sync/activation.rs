@@ -87,6 +87,28 @@ pub struct ActiveModel {
     pub version: ModelVersion,
     /// The loaded model, shared.
     pub model: Model,
+    /// SHA-256 of the model bytes, from the signed manifest: the identity of its embedding
+    /// space for [`crate::personalize::Backbone::new`].
+    pub model_sha256: [u8; 32],
+}
+
+impl ActiveModel {
+    fn of(slot: &str, installed: &Installed, model: Model) -> Option<ActiveModel> {
+        let hex = installed.manifest.plaintext_sha256.as_bytes();
+        let mut model_sha256 = [0u8; 32];
+        if hex.len() != 64 {
+            return None;
+        }
+        for (byte, pair) in model_sha256.iter_mut().zip(hex.chunks(2)) {
+            let text = std::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(text, 16).ok()?;
+        }
+        Some(ActiveModel {
+            version: ModelVersion::new(slot, installed.version())?,
+            model,
+            model_sha256,
+        })
+    }
 }
 
 /// What happened to a slot's versions.
@@ -272,6 +294,9 @@ impl Slots {
                 });
             }
         };
+        let Some(live) = ActiveModel::of(slot, &staged, model) else {
+            return Err(SyncError::Config("slot record is not valid"));
+        };
         let old_previous = record.previous.take();
         record.previous = record.active.take();
         record.active = Some(staged);
@@ -279,16 +304,10 @@ impl Slots {
         if let Some(old) = old_previous {
             self.forget_artifact(&old, &record)?;
         }
-        let Some(active_version) = ModelVersion::new(slot, version) else {
-            return Err(SyncError::Config("slot name is not valid"));
-        };
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(
-            slot.to_owned(),
-            ActiveModel {
-                version: active_version,
-                model,
-            },
-        );
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(slot.to_owned(), live);
         Ok(SlotChange::Activated(version))
     }
 
@@ -299,6 +318,7 @@ impl Slots {
             return Err(SyncError::Config("no previous version to roll back to"));
         };
         let model = self.load(&previous)?;
+        let live = ActiveModel::of(slot, &previous, model);
         let failed = record.active.take();
         let serving = previous.version();
         record.active = Some(previous);
@@ -306,11 +326,11 @@ impl Slots {
         if let Some(failed) = &failed {
             self.forget_artifact(failed, &record)?;
         }
-        if let Some(version) = ModelVersion::new(slot, serving) {
+        if let Some(live) = live {
             self.live
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(slot.to_owned(), ActiveModel { version, model });
+                .insert(slot.to_owned(), live);
         }
         Ok(SlotChange::RolledBack {
             failed: failed.as_ref().map_or(0, Installed::version),
@@ -345,10 +365,9 @@ impl Slots {
             return Ok(None);
         };
         let model = self.load(&active)?;
-        let Some(version) = ModelVersion::new(slot, active.version()) else {
+        let Some(live) = ActiveModel::of(slot, &active, model) else {
             return Ok(None);
         };
-        let live = ActiveModel { version, model };
         self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
