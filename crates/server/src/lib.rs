@@ -23,6 +23,7 @@ pub mod api;
 pub mod artifact_store;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod data_dir;
 pub mod desired;

@@ -54,6 +54,16 @@ enum Command {
         #[command(subcommand)]
         command: OrgCommand,
     },
+    /// Back up a data folder while the server serves: a consistent database snapshot, the
+    /// artifacts it references, the server keys and TLS files. The result is a data folder.
+    Backup {
+        /// Data folder.
+        #[arg(long)]
+        data: PathBuf,
+        /// Backup folder to create (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Audit trail tools.
     Audit {
         #[command(subcommand)]
@@ -131,6 +141,16 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             println!("listening on {}", server.base_url());
             tokio::signal::ctrl_c().await?;
             server.shutdown().await;
+        }
+        Command::Backup { data, out } => {
+            let report = edgekeep_server::backup::backup(&data, &out)?;
+            println!(
+                "backed up to {}: database {} bytes, {} artifacts ({} bytes)",
+                out.display(),
+                report.database_bytes,
+                report.artifacts,
+                report.artifact_bytes
+            );
         }
         Command::Org {
             command: OrgCommand::Create { data, name },
