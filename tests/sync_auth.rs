@@ -72,15 +72,12 @@ async fn refreshes_before_expiry_once_for_concurrent_callers() {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(RequestLog::default());
     let client = h
-        .client_builder(open_store(dir.path()))
-        .refresh_margin(Duration::from_secs(28))
-        .request_observer(log.clone())
-        .build()
-        .unwrap();
-    client
-        .enroll_async(&h.org_id, &h.bootstrap().await)
-        .await
-        .unwrap();
+        .enroll(
+            h.client_builder(open_store(dir.path()))
+                .refresh_margin(Duration::from_secs(28))
+                .request_observer(log.clone()),
+        )
+        .await;
     client.check_credentials_async().await.unwrap();
     assert_eq!(log.count_path("/v1/device/refresh"), 0);
     tokio::time::sleep(Duration::from_secs(3)).await;

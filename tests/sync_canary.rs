@@ -1,5 +1,5 @@
-//! Canary test: the store and the inference inputs are seeded with 1,000 unique canary
-//! strings and numbers; every byte the SDK sends is captured twice — as the SDK built each
+//! Canary test: the store, the inference inputs and personalization (class names and
+//! examples) are seeded with 1,000 unique canary strings and numbers; every byte the SDK sends is captured twice — as the SDK built each
 //! request (plaintext, before TLS) and at a man-in-the-middle proxy (after TLS, plus the raw
 //! TCP bytes) — and no canary may appear. The proxy also checks that nothing was sent that
 //! the SDK's request log does not account for.
@@ -10,7 +10,8 @@ use harness::proxy;
 
 use std::sync::Arc;
 
-use edgekeep::inference::{Dim, Tensor};
+use edgekeep::inference::Tensor;
+use edgekeep::personalize::{Backbone, ClassId, GuardPolicy, HeadKind, Personalizer};
 use edgekeep::store::Namespace;
 use edgekeep::sync::{ActivationPolicy, SyncClient};
 use edgekeep::telemetry::{ErrorKind, metrics};
@@ -56,29 +57,20 @@ async fn no_canary_ever_reaches_the_wire() {
     }
 
     let log = Arc::new(RequestLog::default());
-    let client = SyncClient::builder(&mitm.base_url())
-        .store(store.clone())
-        .root_certificate_pem(mitm.ca_pem.as_bytes().to_vec())
-        .publisher_key(publisher.public_key())
-        .activation_policy(ActivationPolicy::Immediate)
-        .request_observer(log.clone())
-        .build()
-        .unwrap();
-    client
-        .enroll_async(&h.org_id, &h.bootstrap().await)
-        .await
-        .unwrap();
+    let client = h
+        .enroll(
+            SyncClient::builder(&mitm.base_url())
+                .store(store.clone())
+                .root_certificate_pem(mitm.ca_pem.as_bytes().to_vec())
+                .publisher_key(publisher.public_key())
+                .activation_policy(ActivationPolicy::Immediate)
+                .request_observer(log.clone()),
+        )
+        .await;
     client.update_models_async().await.unwrap();
     let active = client.active_model("classifier").unwrap().unwrap();
     let input = active.model.inputs()[0].clone();
-    let shape: Vec<usize> = input
-        .shape
-        .iter()
-        .map(|d| match d {
-            Dim::Fixed(n) => *n,
-            Dim::Symbolic(_) => 1,
-        })
-        .collect();
+    let shape = input.concrete_shape(1);
     let width: usize = shape.iter().product();
     for chunk in numbers.chunks(width) {
         if chunk.len() == width {
@@ -92,6 +84,34 @@ async fn no_canary_ever_reaches_the_wire() {
             );
         }
     }
+    // Personalization on the same data: canary class names, canary-valued examples, the
+    // quality report through the declared metrics.
+    let backbone =
+        Backbone::new(active.model.clone(), "probabilities", active.model_sha256).unwrap();
+    let mut personal = Personalizer::builder(backbone)
+        .head(HeadKind::prototype())
+        .guard(GuardPolicy {
+            min_held_out: 2,
+            ..GuardPolicy::default()
+        })
+        .min_train_per_class(3)
+        .held_out_fraction(0.4)
+        .store(client.store().clone(), Namespace::new("app.personal"))
+        .build()
+        .unwrap();
+    let classes: Vec<ClassId> = strings[..3]
+        .iter()
+        .map(|name| personal.define_class(name).unwrap())
+        .collect();
+    for (i, chunk) in numbers.chunks(width).take(30).enumerate() {
+        let values = Tensor::from_shape_vec(&shape, chunk.to_vec()).unwrap();
+        personal
+            .add_example([(input.name.as_str(), values)], classes[i % 3])
+            .unwrap();
+    }
+    let adaptation = personal.retrain().unwrap();
+    let report = adaptation.report.expect("a held-out split exists");
+    report.record(client.telemetry(), &active.version);
     client
         .telemetry()
         .add_labeled(metrics::ERRORS, ErrorKind::ModelRun, None, 1);
@@ -100,6 +120,13 @@ async fn no_canary_ever_reaches_the_wire() {
     }
 
     let sdk_side = log.requests();
+    assert!(
+        sdk_side.iter().any(|r| contains(
+            r.body.as_deref().unwrap_or_default(),
+            b"personalized_accuracy"
+        )),
+        "the personalization report was uploaded (and is scanned below)"
+    );
     let wire = mitm.requests();
     assert!(
         wire.len() >= 5,

@@ -10,7 +10,7 @@ use harness::proxy;
 use std::sync::Arc;
 
 use edgekeep::inference::Model;
-use edgekeep::inference::{Dim, Tensor};
+use edgekeep::inference::Tensor;
 use edgekeep::sync::{
     ActivationPolicy, ModelHealthCheck, Rejection, SlotChange, SyncClient, SyncError,
 };
@@ -37,18 +37,16 @@ async fn setup(policy: ActivationPolicy) -> Setup {
     let publisher = publisher_key();
     h.register_publisher(&publisher).await;
     let dir = tempfile::tempdir().unwrap();
-    let client = SyncClient::builder(&mitm.base_url())
-        .store(open_store(dir.path()))
-        .root_certificate_pem(mitm.ca_pem.as_bytes().to_vec())
-        .publisher_key(publisher.public_key())
-        .model_slot(SLOT)
-        .activation_policy(policy)
-        .build()
-        .unwrap();
-    client
-        .enroll_async(&h.org_id, &h.bootstrap().await)
-        .await
-        .unwrap();
+    let client = h
+        .enroll(
+            SyncClient::builder(&mitm.base_url())
+                .store(open_store(dir.path()))
+                .root_certificate_pem(mitm.ca_pem.as_bytes().to_vec())
+                .publisher_key(publisher.public_key())
+                .model_slot(SLOT)
+                .activation_policy(policy),
+        )
+        .await;
     Setup {
         h,
         mitm,
@@ -90,14 +88,7 @@ async fn publish_roll_out_pull_activate_infer_report() {
         ring::digest::digest(&ring::digest::SHA256, &logreg).as_ref()
     );
     let input = active.model.inputs()[0].clone();
-    let shape: Vec<usize> = input
-        .shape
-        .iter()
-        .map(|d| match d {
-            Dim::Fixed(n) => *n,
-            Dim::Symbolic(_) => 1,
-        })
-        .collect();
+    let shape = input.concrete_shape(1);
     let values = Tensor::from_shape_vec(&shape, vec![0.5f32; shape.iter().product()]).unwrap();
     let started = std::time::Instant::now();
     let outputs = active.model.run([(input.name.as_str(), values)]).unwrap();
@@ -232,16 +223,13 @@ async fn an_app_health_check_refusal_rolls_back_once_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let log = Arc::new(harness::RequestLog::default());
     let client = h
-        .client_builder(open_store(dir.path()))
-        .publisher_key(publisher.public_key())
-        .health_check(Arc::new(RefuseVersion(2)))
-        .request_observer(log.clone())
-        .build()
-        .unwrap();
-    client
-        .enroll_async(&h.org_id, &h.bootstrap().await)
-        .await
-        .unwrap();
+        .enroll(
+            h.client_builder(open_store(dir.path()))
+                .publisher_key(publisher.public_key())
+                .health_check(Arc::new(RefuseVersion(2)))
+                .request_observer(log.clone()),
+        )
+        .await;
     let logreg = model_bytes("logreg.onnx");
     h.publish_and_roll_out(&publisher, SLOT, 1, &logreg).await;
     client.update_models_async().await.unwrap();

@@ -64,19 +64,15 @@ async fn client(
     publisher: &edgekeep_protocol::signing::SigningKey,
     dir: &std::path::Path,
 ) -> SyncClient {
-    let client = SyncClient::builder(&mitm.base_url())
-        .store(open_store(dir))
-        .root_certificate_pem(mitm.ca_pem.as_bytes().to_vec())
-        .publisher_key(publisher.public_key())
-        .activation_policy(ActivationPolicy::Immediate)
-        .retry_policy(fast_retries())
-        .build()
-        .unwrap();
-    client
-        .enroll_async(&h.org_id, &h.bootstrap().await)
-        .await
-        .unwrap();
-    client
+    h.enroll(
+        SyncClient::builder(&mitm.base_url())
+            .store(open_store(dir))
+            .root_certificate_pem(mitm.ca_pem.as_bytes().to_vec())
+            .publisher_key(publisher.public_key())
+            .activation_policy(ActivationPolicy::Immediate)
+            .retry_policy(fast_retries()),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,16 +216,13 @@ async fn a_device_clock_hours_off_still_syncs() {
         let log = Arc::new(harness::RequestLog::default());
         let dir = tempfile::tempdir().unwrap();
         let client = h
-            .client_builder(open_store(dir.path()))
-            .publisher_key(publisher.public_key())
-            .device_clock(Arc::new(SkewedClock(skew)))
-            .request_observer(log.clone())
-            .build()
-            .unwrap();
-        client
-            .enroll_async(&h.org_id, &h.bootstrap().await)
-            .await
-            .unwrap();
+            .enroll(
+                h.client_builder(open_store(dir.path()))
+                    .publisher_key(publisher.public_key())
+                    .device_clock(Arc::new(SkewedClock(skew)))
+                    .request_observer(log.clone()),
+            )
+            .await;
         assert_eq!(
             log.count_path("/v1/device/enroll"),
             2,

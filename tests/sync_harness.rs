@@ -215,6 +215,16 @@ impl Harness {
         assert!(response.status().is_success(), "{}", response.status());
     }
 
+    /// Builds the client and enrolls it with a fresh bootstrap token.
+    pub async fn enroll(&self, builder: SyncClientBuilder) -> SyncClient {
+        let client = builder.build().unwrap();
+        client
+            .enroll_async(&self.org_id, &self.bootstrap().await)
+            .await
+            .unwrap();
+        client
+    }
+
     /// A client builder trusting this server's CA, over a fresh store in `dir`.
     pub fn client_builder(&self, store: Arc<Store>) -> SyncClientBuilder {
         SyncClient::builder(&self.base_url())

@@ -62,6 +62,18 @@ impl TensorInfo {
         }
     }
 
+    /// A concrete shape: fixed dimensions as declared, every symbolic one set to `symbolic`
+    /// (e.g. 1 for a probe run at batch 1).
+    pub fn concrete_shape(&self, symbolic: usize) -> Vec<usize> {
+        self.shape
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => *n,
+                Dim::Symbolic(_) => symbolic,
+            })
+            .collect()
+    }
+
     /// The shape as text, e.g. `[batch, 3, 224, 224]`.
     pub fn shape_string(&self) -> String {
         let dims: Vec<String> = self.shape.iter().map(Dim::to_string).collect();

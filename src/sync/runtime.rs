@@ -4,7 +4,7 @@
 //! Loading and running are guarded against panics inside the runtime by the inference
 //! module, so a hostile or broken model is a typed error.
 
-use crate::inference::{DType, Dim, Model, Tensor};
+use crate::inference::{DType, Model, Tensor};
 
 use super::error::SyncError;
 
@@ -20,14 +20,7 @@ pub(crate) fn health_check(model: &Model) -> Result<(), SyncError> {
         .inputs()
         .iter()
         .map(|info| {
-            let shape: Vec<usize> = info
-                .shape
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => *n,
-                    Dim::Symbolic(_) => 1,
-                })
-                .collect();
+            let shape = info.concrete_shape(1);
             Tensor::zeros(info.dtype, &shape).map(|t| (info.name.clone(), t))
         })
         .collect::<Result<Vec<_>, _>>()
