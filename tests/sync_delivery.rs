@@ -266,6 +266,36 @@ async fn an_app_health_check_refusal_rolls_back_once_and_is_reported() {
     assert_eq!(devices_active(&health, 1), 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_rollback_leaves_upgraded_devices_alone_without_alarms() {
+    let s = setup(ActivationPolicy::Immediate).await;
+    let logreg = model_bytes("logreg.onnx");
+    s.h.publish_and_roll_out(&s.publisher, SLOT, 1, &logreg)
+        .await;
+    s.client.update_models_async().await.unwrap();
+    let built = edgekeep_protocol::artifact::build_artifact(
+        &logreg,
+        &harness::spec(SLOT, 2),
+        &s.publisher,
+        &ring::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    s.h.upload_approve(&built, SLOT, 2).await;
+    let rollout = s.h.roll_out(SLOT, 2).await;
+    s.client.update_models_async().await.unwrap();
+    s.client.sync_async().await.unwrap();
+    assert_eq!(serving_version(&s.client), Some(2));
+
+    s.h.roll_back(&rollout.id).await;
+    let report = s.client.update_models_async().await.unwrap();
+    assert!(
+        report.changes.is_empty() && report.rejected.is_empty(),
+        "{report:?}"
+    );
+    assert_eq!(serving_version(&s.client), Some(2));
+    assert_eq!(security_count(&s.client, SecurityEvent::Rollback), 0);
+}
+
 /// The control plane's online desired-state key, read from its data folder: the tests
 /// play a compromised control plane that holds it (but not the publisher's key).
 fn server_state_key(h: &Harness) -> edgekeep_protocol::signing::SigningKey {

@@ -175,6 +175,21 @@ impl Harness {
         response.json().await.unwrap()
     }
 
+    /// The operator rolls a rollout back.
+    pub async fn roll_back(&self, rollout_id: &str) {
+        let response = self
+            .http
+            .post(format!(
+                "{}/v1/rollouts/{rollout_id}/rollback",
+                self.base_url()
+            ))
+            .bearer_auth(&self.owner_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         let response = self
             .http

@@ -174,6 +174,43 @@ async fn pause_and_rollback_change_desired_state_for_exactly_the_right_devices()
     }
 }
 
+/// After a rollback, a device that reports serving the rolled-back version is not told to go
+/// down a version (it would refuse that as an attack); a device that never installed it is
+/// told to stay on the older one.
+#[tokio::test]
+async fn a_rollback_never_names_a_lower_version_than_a_device_serves() {
+    let server = TestServer::start().await;
+    let owner = server.owner_key.clone();
+    let publisher = publisher_key();
+    server.register_publisher(&owner, &publisher).await;
+    server.publish(&owner, &publisher, "kws", 1, b"v1").await;
+    server.rollout(&owner, "kws", 1, None, 10_000).await;
+    server.publish(&owner, &publisher, "kws", 2, b"v2").await;
+    let rollout = server.rollout(&owner, "kws", 2, None, 10_000).await;
+    let devices = server.enroll_many(2, None).await;
+    let (upgraded, idle) = (&devices[0], &devices[1]);
+    assert_eq!(server.desired_version(upgraded, "kws").await, Some(2));
+    let batch = json!({"seq": 1, "recorded_at": common::now(), "events": [
+        {"type": "versions", "sdk": {"major": 0, "minor": 1, "patch": 0},
+         "active": [{"model": "kws", "version": 2}]}
+    ]});
+    let response = server
+        .device_post(
+            upgraded,
+            "/v1/device/telemetry",
+            serde_json::to_vec(&batch).unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let (status, _) = server
+        .rollout_action(&owner, &rollout.id, "rollback", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.desired_version(upgraded, "kws").await, None);
+    assert_eq!(server.desired_version(idle, "kws").await, Some(1));
+}
+
 #[tokio::test]
 async fn only_assigned_devices_get_the_key_and_it_decrypts_the_model() {
     let server = TestServer::start().await;

@@ -22,7 +22,11 @@ use crate::secret::{content_key_context, kwk_context};
 use crate::storage::{DeviceRecord, ModelVersionRecord};
 
 /// The slots of a device with their stored versions. A version whose manifest needs a newer
-/// SDK than the device last reported is passed over (the device keeps what it can run).
+/// SDK than the device last reported is passed over (the device keeps what it can run). A
+/// slot whose resolved version is below the one the device reports serving is left out:
+/// devices never go down a version (that is their defence against a compromised server), so
+/// after a rollback the device keeps what it runs instead of being told to go back and
+/// refusing it as an attack.
 async fn assignments(
     state: &AppState,
     device: &DeviceRecord,
@@ -34,6 +38,7 @@ async fn assignments(
         .blocking(move |s| {
             let rollouts = s.rollouts(&org_id)?;
             let sdk = s.device_sdk_version(&device_id)?;
+            let serving = s.device_active_models(&device_id)?;
             let mut versions: HashMap<(String, u64), ModelVersionRecord> = HashMap::new();
             for rollout in &rollouts {
                 let key = (rollout.model.clone(), rollout.version);
@@ -55,6 +60,11 @@ async fn assignments(
             let slots = resolve_eligible(&rollouts, &device_id, group.as_deref(), runs);
             Ok(slots
                 .into_iter()
+                .filter(|slot| {
+                    !serving
+                        .iter()
+                        .any(|m| m.model.as_str() == slot.model && m.version > slot.version)
+                })
                 .filter_map(|slot| {
                     let record = versions.remove(&(slot.model.clone(), slot.version))?;
                     Some((slot, record))

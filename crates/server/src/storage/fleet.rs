@@ -202,6 +202,8 @@ pub trait FleetStorage {
     fn has_progress(&self, rollout_id: &str, device_id: &str) -> Result<bool, StorageError>;
     /// The SDK version a device last reported, if any.
     fn device_sdk_version(&self, device_id: &str) -> Result<Option<SemVer>, StorageError>;
+    /// The model versions a device last reported serving (empty if it never reported).
+    fn device_active_models(&self, device_id: &str) -> Result<Vec<ModelRef>, StorageError>;
     /// Records that a device was seen.
     fn touch_device(&self, org_id: &str, device_id: &str, at: i64) -> Result<(), StorageError>;
 

@@ -3,7 +3,7 @@
 use edgekeep_protocol::artifact::SemVer;
 use edgekeep_protocol::rollout::{ProgressState, RolloutStatus};
 use edgekeep_protocol::telemetry::{
-    LATENCY_BUCKETS, QualityMetric, TelemetryAck, TelemetryBatch, TelemetryEvent,
+    LATENCY_BUCKETS, ModelRef, QualityMetric, TelemetryAck, TelemetryBatch, TelemetryEvent,
 };
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
@@ -486,6 +486,17 @@ impl FleetStorage for SqliteStorage {
             .query_row([device_id], |row| json_col::<SemVer>(row, 0))
             .optional()?
             .flatten())
+    }
+
+    fn device_active_models(&self, device_id: &str) -> Result<Vec<ModelRef>, StorageError> {
+        let conn = self.read();
+        let mut stmt =
+            conn.prepare_cached("SELECT active_models FROM device_status WHERE device_id = ?1")?;
+        Ok(stmt
+            .query_row([device_id], |row| json_col::<Vec<ModelRef>>(row, 0))
+            .optional()?
+            .flatten()
+            .unwrap_or_default())
     }
 
     fn touch_device(&self, org_id: &str, device_id: &str, at: i64) -> Result<(), StorageError> {
