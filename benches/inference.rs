@@ -2,6 +2,7 @@
 //!
 //! `cargo bench --bench inference` — the overhead group runs the same optimized model through
 //! `Model::run` and through tract's own plan, on the same inputs; report the ratio of medians.
+//! The threads group compares one thread with a two-thread `ComputePool`.
 
 #[path = "../tests/support/manifest.rs"]
 mod manifest;
@@ -9,7 +10,7 @@ mod manifest;
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use edgekeep::inference::{Dim, ModelLoader, convert_to_nnef};
+use edgekeep::inference::{ComputePool, Dim, ModelLoader, convert_to_nnef};
 use manifest::{Golden, ModelEntry, load_manifest};
 use tract_onnx::prelude::*;
 
@@ -94,5 +95,30 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, overhead, load);
+/// Single-threaded runs against tract's multithreaded executor on a two-thread pool, on
+/// models whose matrix products are large enough to split.
+fn threads(c: &mut Criterion) {
+    let manifest = load_manifest();
+    let mut group = c.benchmark_group("threads");
+    let pool = ComputePool::new(2);
+    for name in ["mobilenet_tiny", "ppocr_det", "magika"] {
+        let entry = manifest.iter().find(|e| e.name == name).expect("model");
+        let inputs = Golden::open(&entry.golden_path()).run_inputs(entry);
+        let single = entry.loader().load_path(entry.path()).unwrap();
+        let pooled = entry
+            .loader()
+            .with_compute_pool(pool.clone())
+            .load_path(entry.path())
+            .unwrap();
+        group.bench_function(format!("{name}/1"), |b| {
+            b.iter(|| black_box(single.run(inputs.clone()).unwrap()))
+        });
+        group.bench_function(format!("{name}/2"), |b| {
+            b.iter(|| black_box(pooled.run(inputs.clone()).unwrap()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, overhead, load, threads);
 criterion_main!(benches);
