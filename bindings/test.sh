@@ -57,31 +57,23 @@ done
 grep -q "listening on" "$work/server.log" || { echo "server did not start" >&2; cat "$work/server.log"; exit 1; }
 url="https://127.0.0.1:$port"
 
-# Seeds the control plane (publisher key, published + approved + rolled-out model, tokens) and
-# exports what the tests read.
-seed() {
-  "$target/debug/examples/fleet_fixture" "$url" "$work/server/tls/ca.pem" "$owner" \
-    models/logreg.onnx classifier 6 >"$work/fleet-$1.json"
-  eval "$(python3 - "$work/fleet-$1.json" <<'PY'
-import json, shlex, sys
-f = json.load(open(sys.argv[1]))
-for k, v in {"EK_URL": f["url"], "EK_ORG": f["org_id"], "EK_PUBLISHER_KEY": f["publisher_key"],
-             "EK_SLOT": f["slot"], "EK_TOKENS": ",".join(f["tokens"])}.items():
-    print(f"export {k}={shlex.quote(v)}")
-PY
-)"
-}
-export EK_CA_PEM_FILE="$work/server/tls/ca.pem" EK_MODELS_DIR="$root/models"
+# Seeds the control plane once (publisher key, published + approved + rolled-out model, 12
+# single-use bootstrap tokens) and exports what the tests read; each language gets 6 tokens.
+"$target/debug/examples/fleet_fixture" "$url" "$work/server/tls/ca.pem" "$owner" \
+  models/logreg.onnx classifier 12 >"$work/fleet.json"
+fleet() { python3 -c 'import json,sys; f=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$work/fleet.json" "$1"; }
+export EK_URL="$url" EK_ORG="$(fleet 'f["org_id"]')" EK_PUBLISHER_KEY="$(fleet 'f["publisher_key"]')"
+export EK_SLOT="$(fleet 'f["slot"]')" EK_CA_PEM_FILE="$work/server/tls/ca.pem" EK_MODELS_DIR="$root/models"
 
 step "Kotlin tests (JVM)"
-seed kotlin
+EK_TOKENS="$(fleet '",".join(f["tokens"][:6])')" \
 java -Djna.library.path="$(dirname "$lib")" \
   -cp "$work/kotlin-tests.jar:$jna:$coroutines:$tools/lib/kotlin-stdlib.jar" \
   dev.edgekeep.test.EdgeKeepTestKt
 
 step "Python tests"
-seed python
 ln -s "$lib" "$gen/python/libedgekeep_ffi.so"
+EK_TOKENS="$(fleet '",".join(f["tokens"][6:])')" \
 PYTHONPATH="$gen/python" python3 -m pytest -q -p no:cacheprovider bindings/python
 
 step "all binding tests passed"

@@ -179,7 +179,9 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
         val again = coroutineScope {
             (1..4).map { async { model.runAsync(listOf(f32(FloatArray(32) { it / 32f }, 2, 16))) } }.awaitAll()
         }
-        check(again.all { it == outputs }) { "async results differ" }
+        // (Tensor.data is a ByteArray: compare contents, not references.)
+        fun contents(ts: List<Tensor>) = ts.map { Triple(it.name, it.shape, it.data.toList()) }
+        check(again.all { contents(it) == contents(outputs) }) { "async results differ" }
     },
     "bad inputs and files are typed errors" to {
         val ek = EdgeKeep(config(tempDir()), AesKeyProvider(ByteArray(32)), null, null)
