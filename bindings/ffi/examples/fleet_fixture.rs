@@ -41,7 +41,10 @@ async fn main() -> Result<(), Error> {
         .add_root_certificate(reqwest::Certificate::from_pem(&ca_pem)?)
         .build()?;
     let org = expect(
-        http.get(format!("{url}/v1/org")).bearer_auth(owner).send().await?,
+        http.get(format!("{url}/v1/org"))
+            .bearer_auth(owner)
+            .send()
+            .await?,
         200,
         "read org",
     )
@@ -97,7 +100,9 @@ async fn main() -> Result<(), Error> {
     expect(
         http.post(format!("{url}/v1/rollouts"))
             .bearer_auth(owner)
-            .json(&json!({"model": slot, "version": 1, "device_group": null, "basis_points": 10000}))
+            .json(
+                &json!({"model": slot, "version": 1, "device_group": null, "basis_points": 10000}),
+            )
             .send()
             .await?,
         201,

@@ -137,7 +137,10 @@ impl EdgeKeep {
     /// Loads a model from memory (for example decrypted by the app), on the SDK's worker
     /// threads.
     pub async fn load_model_bytes(&self, bytes: Vec<u8>) -> Result<Arc<Model>> {
-        run_blocking("EdgeKeep.load_model_bytes", move || Model::load_bytes(&bytes)).await
+        run_blocking("EdgeKeep.load_model_bytes", move || {
+            Model::load_bytes(&bytes)
+        })
+        .await
     }
 
     /// Opens personalization over the model file at `model_path`, whose output
@@ -161,8 +164,8 @@ impl EdgeKeep {
                 &embedding_output,
                 edgekeep::inference::ModelLoader::new(),
             )?;
-            let mut builder = core_personalize::Personalizer::builder(backbone)
-                .store(store, PERSONALIZATION);
+            let mut builder =
+                core_personalize::Personalizer::builder(backbone).store(store, PERSONALIZATION);
             if let Some(head) = core_personalize::base_head_from_onnx(&bytes, &embedding_output)? {
                 builder = builder.base_head(head);
             }

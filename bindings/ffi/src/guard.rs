@@ -21,7 +21,11 @@ pub(crate) async fn guard_async<T>(
     call: &'static str,
     future: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    CatchUnwind { call, future }.await
+    CatchUnwind {
+        call,
+        future: Box::pin(future),
+    }
+    .await
 }
 
 pub(crate) fn panicked(call: &'static str) -> EdgeKeepError {
@@ -33,18 +37,17 @@ pub(crate) fn panicked(call: &'static str) -> EdgeKeepError {
 
 struct CatchUnwind<F> {
     call: &'static str,
-    future: F,
+    future: Pin<Box<F>>,
 }
 
 impl<T, F: Future<Output = Result<T>>> Future for CatchUnwind<F> {
     type Output = Result<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of `self`.
-        let this = unsafe { self.get_unchecked_mut() };
-        let call = this.call;
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        catch_unwind(AssertUnwindSafe(|| future.poll(cx))).unwrap_or_else(|_| Poll::Ready(Err(panicked(call))))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let call = self.call;
+        let future = self.future.as_mut();
+        catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+            .unwrap_or_else(|_| Poll::Ready(Err(panicked(call))))
     }
 }
 

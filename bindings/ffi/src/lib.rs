@@ -48,6 +48,5 @@ pub use sync::{
     SlotRefusal, SlotRejection, SlotUpdate, SyncState, UploadPolicy, UploadReport,
 };
 pub use tensor::{
-    DType, Dim, Tensor, TensorSpec, tensor_from_f32, tensor_from_i64, tensor_to_f32,
-    tensor_to_i64,
+    DType, Dim, Tensor, TensorSpec, tensor_from_f32, tensor_from_i64, tensor_to_f32, tensor_to_i64,
 };

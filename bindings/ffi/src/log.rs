@@ -60,7 +60,8 @@ fn current() -> &'static RwLock<Option<Installed>> {
 pub fn set_log_sink(sink: Arc<dyn LogSink>, min_level: LogLevel) {
     static INSTALL: OnceLock<()> = OnceLock::new();
     INSTALL.get_or_init(|| {
-        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Forwarder));
+        let _ =
+            tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Forwarder));
     });
     *current().write().unwrap_or_else(|e| e.into_inner()) = Some(Installed { sink, min_level });
 }
@@ -104,7 +105,11 @@ struct Line(String);
 impl Visit for Line {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            let _ = write!(self.0, "{}{value:?}", if self.0.is_empty() { "" } else { " " });
+            let _ = write!(
+                self.0,
+                "{}{value:?}",
+                if self.0.is_empty() { "" } else { " " }
+            );
         } else {
             let _ = write!(self.0, " {}={value:?}", field.name());
         }

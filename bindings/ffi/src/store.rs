@@ -71,7 +71,9 @@ impl EncryptedStore {
 
     /// How many key/value entries the app has stored.
     pub fn count(&self) -> Result<u64> {
-        guard("EncryptedStore.count", || Ok(self.store.kv().len(APP_KV)?))
+        guard("EncryptedStore.count", || {
+            Ok(self.store.kv().len(APP_KV)?)
+        })
     }
 
     /// Appends an event recorded now; returns its id.

@@ -194,7 +194,9 @@ impl From<core::SlotChange> for SlotChange {
         match c {
             core::SlotChange::Activated(version) => Self::Activated { version },
             core::SlotChange::Staged(version) => Self::Staged { version },
-            core::SlotChange::RolledBack { failed, serving } => Self::RolledBack { failed, serving },
+            core::SlotChange::RolledBack { failed, serving } => {
+                Self::RolledBack { failed, serving }
+            }
         }
     }
 }

@@ -212,7 +212,9 @@ impl Tensor {
             DType::I32 => core::Tensor::from_shape_vec(&shape, le(d, i32::from_le_bytes)),
             DType::I8 => core::Tensor::from_shape_vec(&shape, le(d, i8::from_le_bytes)),
             DType::U8 => core::Tensor::from_shape_vec(&shape, d.clone()),
-            DType::Bool => core::Tensor::from_shape_vec(&shape, d.iter().map(|&b| b != 0).collect()),
+            DType::Bool => {
+                core::Tensor::from_shape_vec(&shape, d.iter().map(|&b| b != 0).collect())
+            }
             DType::Unsupported => unreachable!("width() refused it"),
         }?;
         Ok(tensor)
@@ -278,7 +280,12 @@ mod tests {
             (DType::F16, vec![0, 0x3c, 0, 0xc0]),
         ] {
             let shape = vec![2];
-            let t = Tensor { name: "t".into(), dtype, shape, data };
+            let t = Tensor {
+                name: "t".into(),
+                dtype,
+                shape,
+                data,
+            };
             assert_eq!(Tensor::from_core("t", &t.to_core().unwrap()).unwrap(), t);
         }
     }
@@ -286,7 +293,10 @@ mod tests {
     #[test]
     fn refuses_data_that_does_not_fit_the_shape() {
         let t = tensor_from_f32("x".into(), vec![3], vec![1.0]);
-        assert!(matches!(t.to_core(), Err(EdgeKeepError::InvalidArgument { .. })));
+        assert!(matches!(
+            t.to_core(),
+            Err(EdgeKeepError::InvalidArgument { .. })
+        ));
         assert!(tensor_to_i64(t).is_err());
     }
 }

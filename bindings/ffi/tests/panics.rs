@@ -57,7 +57,12 @@ fn config(dir: &std::path::Path) -> EdgeKeepConfig {
 #[test]
 fn a_panic_in_an_exported_call_becomes_an_internal_error() {
     let dir = tempfile::tempdir().unwrap();
-    let result = EdgeKeep::new(config(dir.path()), Arc::new(PanickingKeyProvider), None, None);
+    let result = EdgeKeep::new(
+        config(dir.path()),
+        Arc::new(PanickingKeyProvider),
+        None,
+        None,
+    );
     match result {
         Err(EdgeKeepError::Internal { reason }) => assert_eq!(reason, "panic in EdgeKeep.new"),
         other => panic!("expected Internal, got {other:?}"),
