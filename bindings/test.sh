@@ -34,7 +34,7 @@ bindings/generate.sh "$lib" "$gen" >/dev/null
 
 step "API snapshot and Swift checks"
 python3 bindings/swift/check_swift.py --swift-dir "$gen/swift" --library "$lib" \
-  --snapshot bindings/api/edgekeep-ffi.api
+  --snapshot bindings/api/edgekeep-ffi.api --readme bindings/README.md
 
 step "compile the Kotlin tests"
 [ -x "$tools/bin/kotlinc" ] || { echo "kotlinc missing: npm install --prefix bindings/.tools kotlin-compiler" >&2; exit 1; }

@@ -93,7 +93,8 @@ def api_surface(source: str):
 
     def take(s, opening):
         nonlocal skip
-        s = re.sub(r"\)(throws|async)", r") \1", " ".join(s.split())).replace("( ", "(")
+        s = re.sub(r"\)(throws|async)", r") \1", " ".join(s.split()))
+        s = s.replace("( ", "(").replace(" )", ")")
         if not s or skip is not None or depth > 1:
             return
         public = s.startswith(("public ", "open "))
@@ -115,7 +116,7 @@ def api_surface(source: str):
             statement = ""
             if skip is not None and depth == skip:
                 skip = None
-        elif c == "\n" and balanced:
+        elif c == "\n" and balanced and statement.strip() not in ("public", "open"):
             take(statement, False)
             statement = ""
         else:
@@ -123,11 +124,38 @@ def api_surface(source: str):
     return "\n".join(lines) + "\n"
 
 
+def readme_snippet(readme: str) -> str:
+    """The Swift block after `<!-- checked: swift -->` in the README."""
+    m = re.search(r"<!-- checked: swift -->\s*```swift\n(.*?)```", open(readme).read(), re.S)
+    return m.group(1) if m else ""
+
+
+def snippet_calls_exist(snippet: str, generated: str):
+    """Calls of generated API in the snippet (`name(label:`, `EdgeKeepError.Case`) whose
+    label the generated API lacks. Platform calls (CryptoKit, Foundation) are not checked."""
+    missing = []
+    declared = set(re.findall(r"(?:func|struct|class|enum|protocol) (\w+)", generated))
+    for name, label in set(re.findall(r"\b(\w+)\((\w+):", snippet)):
+        if name not in declared:
+            continue
+        if name[0].islower():
+            ok = re.search(rf"func {name}\({label}:", generated)
+        else:
+            ok = re.search(rf"(struct|class) {name}\b", generated) and re.search(rf"init\((\s*){label}:", generated)
+        if not ok:
+            missing.append(f"{name}({label}:")
+    for case in set(re.findall(r"EdgeKeepError\.(\w+)", snippet)):
+        if not re.search(rf"case {case}\b", generated):
+            missing.append(f"EdgeKeepError.{case}")
+    return sorted(missing)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--swift-dir", required=True)
     ap.add_argument("--library", required=True)
     ap.add_argument("--snapshot", required=True)
+    ap.add_argument("--readme", help="README whose checked Swift snippet must parse and match")
     args = ap.parse_args()
     swift_path = os.path.join(args.swift_dir, "EdgeKeep.swift")
     header = os.path.join(args.swift_dir, "EdgeKeepFFI.h")
@@ -185,6 +213,14 @@ def main():
                f"the exported API changed; review and run with UPDATE_API_SNAPSHOT=1\n{diff}")
     else:
         report(True, f"API surface equals the snapshot ({len(surface.splitlines())} declarations)")
+
+    if args.readme:
+        snippet = readme_snippet(args.readme)
+        errors, has_error, _ = parse_swift(snippet.encode())
+        missing = snippet_calls_exist(snippet, text)
+        report(bool(snippet) and not has_error and not missing,
+               "the README's Swift snippet parses and calls only generated API",
+               f"parse errors {errors[:5]}, missing {missing}")
 
     print(f"swift: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
