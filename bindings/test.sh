@@ -24,9 +24,11 @@ trap cleanup EXIT
 
 step() { echo "== bindings: $*"; }
 
+# One workspace build with the feature set `cargo test --workspace` resolves, so after the Rust
+# tests this reuses their artifacts: the FFI library, edgekeep-server, uniffi-bindgen and the
+# fleet fixture.
 step "build (edgekeep-ffi, edgekeep-server, uniffi-bindgen, fleet fixture)"
-cargo build --locked -q -p edgekeep-ffi --example fleet_fixture
-cargo build --locked -q -p edgekeep-ffi -p edgekeep-server -p uniffi-bindgen
+cargo build --locked -q --workspace --lib --bins --examples
 
 step "generate Swift, Kotlin and Python"
 gen="$work/generated"

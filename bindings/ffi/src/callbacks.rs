@@ -15,7 +15,8 @@ use crate::error::{EdgeKeepError, Result};
 ///
 /// Throw `EdgeKeepError.WrongKey` when the key does not authenticate a wrapped blob,
 /// `KeyUnavailable` when it cannot be reached now (device locked); anything else is
-/// reported as `KeyProviderFailed(status = -1)`.
+/// reported as `KeyProviderFailed(status = -1)`. The data key crosses the boundary as a byte
+/// array: clear the app's copy once wrapped or handed back.
 #[uniffi::export(with_foreign)]
 pub trait KeyProvider: Send + Sync {
     /// Encrypts and authenticates `key` (32 bytes); bind `key_id` as associated data.

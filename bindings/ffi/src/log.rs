@@ -94,24 +94,30 @@ impl<S: Subscriber> Layer<S> for Forwarder {
         drop(guard);
         // A foreign sink that throws must not take the SDK down.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            sink.log(level, meta.target().to_owned(), line.0)
+            sink.log(level, meta.target().to_owned(), line.into_text())
         }));
     }
 }
 
+/// A log line: the message, then the event's fields as `name=value`.
 #[derive(Default)]
-struct Line(String);
+struct Line {
+    message: String,
+    fields: String,
+}
+
+impl Line {
+    fn into_text(self) -> String {
+        self.message + &self.fields
+    }
+}
 
 impl Visit for Line {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            let _ = write!(
-                self.0,
-                "{}{value:?}",
-                if self.0.is_empty() { "" } else { " " }
-            );
+            let _ = write!(self.message, "{value:?}");
         } else {
-            let _ = write!(self.0, " {}={value:?}", field.name());
+            let _ = write!(self.fields, " {}={value:?}", field.name());
         }
     }
 }

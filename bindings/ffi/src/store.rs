@@ -12,7 +12,7 @@ const APP_KV: Namespace = Namespace::new("app.kv");
 const APP_EVENTS: Namespace = Namespace::new("app.events");
 
 /// An event read back from the store.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct StoredEvent {
     /// Its id, increasing in append order.
     pub id: i64,
@@ -20,6 +20,16 @@ pub struct StoredEvent {
     pub recorded_at_ms: i64,
     /// The payload as appended.
     pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredEvent {
+    /// Id and time only: the payload is user data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredEvent")
+            .field("id", &self.id)
+            .field("recorded_at_ms", &self.recorded_at_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The app's encrypted key/value entries and events. Values and keys are sealed (keys are

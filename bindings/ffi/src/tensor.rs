@@ -61,7 +61,7 @@ impl DType {
 ///
 /// Build one with [`tensor_from_f32`] or [`tensor_from_i64`], read one with
 /// [`tensor_to_f32`] or [`tensor_to_i64`]; other types fill `data` directly.
-#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+#[derive(Clone, PartialEq, uniffi::Record)]
 pub struct Tensor {
     /// Input or output name in the model.
     pub name: String,
@@ -71,6 +71,18 @@ pub struct Tensor {
     pub shape: Vec<u64>,
     /// `product(shape) * width(dtype)` bytes, little-endian, row-major.
     pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Tensor {
+    /// Name, type and shape only: the elements may be user data.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("name", &self.name)
+            .field("dtype", &self.dtype)
+            .field("shape", &self.shape)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
 }
 
 /// One declared dimension of a model input or output.
