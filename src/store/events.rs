@@ -25,6 +25,12 @@ impl EventId {
     pub fn get(self) -> i64 {
         self.0
     }
+
+    /// The id whose numeric value is `id` (as returned by [`get`](Self::get)), e.g. to resume
+    /// a [`scan`](Events::scan) where a caller across an FFI boundary left off.
+    pub fn from_raw(id: i64) -> Self {
+        Self(id)
+    }
 }
 
 /// One event read back from the store.

@@ -286,6 +286,15 @@ impl SyncClientBuilder {
     }
 }
 
+/// A task on the SDK runtime that is aborted when its waiter goes away.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The SDK's runtime; shut down in the background on drop, so dropping the last client from
 /// async code does not block or panic.
 struct OwnedRuntime(Option<tokio::runtime::Runtime>);
@@ -382,17 +391,15 @@ impl SyncClient {
         }
     }
 
-    /// Runs `work` on the SDK runtime and waits for it from async code.
+    /// Runs `work` on the SDK runtime and waits for it from async code. Dropping the returned
+    /// future aborts the work (a cancelled caller stops its network requests).
     async fn on_runtime<T, F>(&self, work: impl FnOnce(Arc<Inner>) -> F) -> Result<T, SyncError>
     where
         F: Future<Output = Result<T, SyncError>> + Send + 'static,
         T: Send + 'static,
     {
-        self.runtime
-            .get()?
-            .spawn(work(self.inner.clone()))
-            .await
-            .map_err(|_| SyncError::Runtime)?
+        let mut task = AbortOnDrop(self.runtime.get()?.spawn(work(self.inner.clone())));
+        (&mut task.0).await.map_err(|_| SyncError::Runtime)?
     }
 
     /// Runs `work` on the SDK runtime and blocks until it is done. Fails with
