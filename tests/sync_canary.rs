@@ -21,12 +21,54 @@ use proxy::Mitm;
 const APP_NOTES: Namespace = Namespace::new("app.notes");
 const APP_EVENTS: Namespace = Namespace::new("app.events");
 
+/// Every log line the SDK writes, at every level.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
+}
+
+/// Captures the SDK's logs (target `edgekeep`, every level) for the whole test binary.
+fn capture_sdk_logs() -> LogBuffer {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(logs.clone()),
+        )
+        .with(
+            tracing_subscriber::filter::Targets::new()
+                .with_target("edgekeep", tracing::Level::TRACE),
+        );
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    logs
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_canary_ever_reaches_the_wire() {
+async fn no_canary_ever_reaches_the_wire_or_the_logs() {
+    let logs = capture_sdk_logs();
     let mitm = Mitm::start().await;
     let h = Harness::start_behind(&mitm).await;
     let publisher = publisher_key();
@@ -183,5 +225,18 @@ async fn no_canary_ever_reaches_the_wire() {
                 "canary number bytes on the wire"
             );
         }
+    }
+
+    let logged = logs.0.lock().unwrap().clone();
+    assert!(
+        contains(&logged, b"device enrolled") && contains(&logged, b"model version"),
+        "the SDK logged its work: {}",
+        String::from_utf8_lossy(&logged)
+    );
+    for canary in &strings {
+        assert!(
+            !contains(&logged, canary.as_bytes()),
+            "canary string in the logs"
+        );
     }
 }

@@ -248,6 +248,7 @@ impl DeviceAuth {
         self.credentials.save(&credentials)?;
         let device_id = credentials.device_id.clone();
         *state = Persisted::Enrolled(credentials);
+        tracing::info!("device enrolled");
         Ok(device_id)
     }
 
@@ -321,12 +322,14 @@ impl DeviceAuth {
         );
         self.credentials.save(&next)?;
         *state = Persisted::Enrolled(next);
+        tracing::debug!("device credentials refreshed");
         Ok(())
     }
 
     fn revoke_locally(&self, state: &mut Persisted) -> Result<(), SyncError> {
         self.credentials.mark_revoked()?;
         *state = Persisted::Revoked;
+        tracing::warn!("the control plane revoked this device: credentials wiped, sync stopped");
         Ok(())
     }
 

@@ -56,6 +56,7 @@ pub enum Rejection {
 
 impl Inner {
     fn security(&self, event: SecurityEvent, version: Option<&ModelVersion>) -> SyncError {
+        tracing::warn!(?event, "model delivery refused");
         self.telemetry
             .add_labeled(metrics::SECURITY_EVENTS, event, None, 1);
         if let Some(version) = version {
@@ -70,6 +71,13 @@ impl Inner {
     }
 
     fn progress(&self, version: &ModelVersion, stage: RolloutStage) {
+        let (slot, number) = (version.slot(), version.version());
+        match stage {
+            RolloutStage::Active | RolloutStage::RolledBack | RolloutStage::Failed => {
+                tracing::info!(slot, version = number, ?stage, "model version")
+            }
+            _ => tracing::debug!(slot, version = number, ?stage, "model version"),
+        }
         self.telemetry
             .add_labeled(metrics::ROLLOUT_PROGRESS, stage, Some(version.clone()), 1);
     }
