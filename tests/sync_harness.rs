@@ -119,9 +119,7 @@ impl Harness {
 
     pub async fn register_publisher(&self, publisher: &SigningKey) {
         let response = self
-            .http
-            .post(format!("{}/v1/publisher-keys", self.base_url()))
-            .bearer_auth(&self.owner_key)
+            .owner_post("/v1/publisher-keys")
             .json(
                 &serde_json::json!({"name": "ci", "public_key": publisher.public_key().to_text()}),
             )
@@ -133,9 +131,7 @@ impl Harness {
 
     pub async fn upload_approve(&self, built: &BuiltArtifact, model: &str, version: u64) {
         let response = self
-            .http
-            .post(format!("{}/v1/artifacts", self.base_url()))
-            .bearer_auth(&self.owner_key)
+            .owner_post("/v1/artifacts")
             .header("content-type", "application/octet-stream")
             .body(built.to_bundle())
             .send()
@@ -148,12 +144,7 @@ impl Harness {
             response.text().await.unwrap()
         );
         let response = self
-            .http
-            .post(format!(
-                "{}/v1/models/{model}/versions/{version}/approve",
-                self.base_url()
-            ))
-            .bearer_auth(&self.owner_key)
+            .owner_post(&format!("/v1/models/{model}/versions/{version}/approve"))
             .send()
             .await
             .unwrap();
@@ -163,9 +154,7 @@ impl Harness {
     /// Rolls `version` out to the whole org; returns the rollout.
     pub async fn roll_out(&self, model: &str, version: u64) -> RolloutInfo {
         let response = self
-            .http
-            .post(format!("{}/v1/rollouts", self.base_url()))
-            .bearer_auth(&self.owner_key)
+            .owner_post("/v1/rollouts")
             .json(&serde_json::json!({"model": model, "version": version,
                 "device_group": null, "basis_points": 10000}))
             .send()
@@ -178,12 +167,7 @@ impl Harness {
     /// The operator rolls a rollout back.
     pub async fn roll_back(&self, rollout_id: &str) {
         let response = self
-            .http
-            .post(format!(
-                "{}/v1/rollouts/{rollout_id}/rollback",
-                self.base_url()
-            ))
-            .bearer_auth(&self.owner_key)
+            .owner_post(&format!("/v1/rollouts/{rollout_id}/rollback"))
             .send()
             .await
             .unwrap();
@@ -191,22 +175,14 @@ impl Harness {
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base_url()))
-            .bearer_auth(&self.owner_key)
-            .send()
-            .await
-            .unwrap();
+        let response = self.owner_get(path).send().await.unwrap();
         assert!(response.status().is_success(), "{}", response.status());
         response.json().await.unwrap()
     }
 
     pub async fn bootstrap(&self) -> String {
         let response = self
-            .http
-            .post(format!("{}/v1/bootstrap-tokens", self.base_url()))
-            .bearer_auth(&self.owner_key)
+            .owner_post("/v1/bootstrap-tokens")
             .json(&CreateBootstrapTokenRequest::default())
             .send()
             .await
@@ -221,13 +197,25 @@ impl Harness {
 
     pub async fn revoke(&self, device_id: &str) {
         let response = self
-            .http
-            .post(format!("{}/v1/devices/{device_id}/revoke", self.base_url()))
-            .bearer_auth(&self.owner_key)
+            .owner_post(&format!("/v1/devices/{device_id}/revoke"))
             .send()
             .await
             .unwrap();
         assert!(response.status().is_success(), "{}", response.status());
+    }
+
+    /// A POST to `path` with the Owner's API key.
+    fn owner_post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}{path}", self.base_url()))
+            .bearer_auth(&self.owner_key)
+    }
+
+    /// A GET of `path` with the Owner's API key.
+    fn owner_get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.base_url()))
+            .bearer_auth(&self.owner_key)
     }
 
     /// Builds the client and enrolls it with a fresh bootstrap token.

@@ -6,46 +6,17 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edgekeep_ffi::{
-    ActivationPolicy, DownloadPolicy, EdgeKeep, EdgeKeepConfig, EdgeKeepError, KeyProvider,
-    UploadPolicy,
-};
+mod common;
 
-struct XorKeyProvider;
-
-impl KeyProvider for XorKeyProvider {
-    fn wrap_key(&self, _: u32, key: Vec<u8>) -> Result<Vec<u8>, EdgeKeepError> {
-        Ok(key.iter().map(|b| b ^ 0x5a).collect())
-    }
-
-    fn unwrap_key(&self, id: u32, wrapped: Vec<u8>) -> Result<Vec<u8>, EdgeKeepError> {
-        self.wrap_key(id, wrapped)
-    }
-}
+use common::{XorKeyProvider, config};
+use edgekeep_ffi::EdgeKeep;
 
 #[test]
 fn dropping_an_enroll_future_closes_its_connection() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("https://127.0.0.1:{}", silent.local_addr().unwrap().port());
     let dir = tempfile::tempdir().unwrap();
-    let config = EdgeKeepConfig {
-        data_dir: dir.path().to_string_lossy().into_owned(),
-        control_plane_url: Some(url),
-        root_certificate_pem: None,
-        publisher_keys: vec![],
-        model_slots: vec![],
-        upload_policy: UploadPolicy {
-            allow_cellular: false,
-            min_batches: 1,
-        },
-        download_policy: DownloadPolicy {
-            wifi_only: true,
-            charging_only: false,
-            min_battery_percent: 20,
-            min_free_storage_bytes: 0,
-        },
-        activation_policy: ActivationPolicy::Immediate,
-    };
+    let config = config(dir.path(), Some(url));
     let sdk = EdgeKeep::new(config, Arc::new(XorKeyProvider), None, None).unwrap();
 
     let (hello_seen, hello) = tokio::sync::oneshot::channel();

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use edgekeep_ffi::{
-    ActivationPolicy, DownloadPolicy, EdgeKeep, EdgeKeepConfig, EdgeKeepError, KeyProvider,
-    UploadPolicy,
-};
+mod common;
+
+use common::{XorKeyProvider, config};
+use edgekeep_ffi::{EdgeKeep, EdgeKeepError, KeyProvider};
 
 struct PanickingKeyProvider;
 
@@ -21,44 +21,11 @@ impl KeyProvider for PanickingKeyProvider {
     }
 }
 
-struct XorKeyProvider;
-
-impl KeyProvider for XorKeyProvider {
-    fn wrap_key(&self, _: u32, key: Vec<u8>) -> Result<Vec<u8>, EdgeKeepError> {
-        Ok(key.iter().map(|b| b ^ 0x5a).collect())
-    }
-
-    fn unwrap_key(&self, id: u32, wrapped: Vec<u8>) -> Result<Vec<u8>, EdgeKeepError> {
-        self.wrap_key(id, wrapped)
-    }
-}
-
-fn config(dir: &std::path::Path) -> EdgeKeepConfig {
-    EdgeKeepConfig {
-        data_dir: dir.to_string_lossy().into_owned(),
-        control_plane_url: None,
-        root_certificate_pem: None,
-        publisher_keys: vec![],
-        model_slots: vec![],
-        upload_policy: UploadPolicy {
-            allow_cellular: false,
-            min_batches: 1,
-        },
-        download_policy: DownloadPolicy {
-            wifi_only: true,
-            charging_only: false,
-            min_battery_percent: 20,
-            min_free_storage_bytes: 0,
-        },
-        activation_policy: ActivationPolicy::Immediate,
-    }
-}
-
 #[test]
 fn a_panic_in_an_exported_call_becomes_an_internal_error() {
     let dir = tempfile::tempdir().unwrap();
     let result = EdgeKeep::new(
-        config(dir.path()),
+        config(dir.path(), None),
         Arc::new(PanickingKeyProvider),
         None,
         None,
@@ -68,7 +35,13 @@ fn a_panic_in_an_exported_call_becomes_an_internal_error() {
         other => panic!("expected Internal, got {other:?}"),
     }
     // The library keeps working after the caught panic.
-    let sdk = EdgeKeep::new(config(dir.path()), Arc::new(XorKeyProvider), None, None).unwrap();
+    let sdk = EdgeKeep::new(
+        config(dir.path(), None),
+        Arc::new(XorKeyProvider),
+        None,
+        None,
+    )
+    .unwrap();
     sdk.store().put(b"k".to_vec(), b"v".to_vec()).unwrap();
     assert_eq!(sdk.store().get(b"k".to_vec()).unwrap(), Some(b"v".to_vec()));
 }
@@ -76,7 +49,13 @@ fn a_panic_in_an_exported_call_becomes_an_internal_error() {
 #[test]
 fn sync_calls_without_a_control_plane_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let sdk = EdgeKeep::new(config(dir.path()), Arc::new(XorKeyProvider), None, None).unwrap();
+    let sdk = EdgeKeep::new(
+        config(dir.path(), None),
+        Arc::new(XorKeyProvider),
+        None,
+        None,
+    )
+    .unwrap();
     assert!(matches!(
         sdk.active_model("slot".into()),
         Err(EdgeKeepError::SyncNotConfigured)
