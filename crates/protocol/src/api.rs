@@ -224,6 +224,7 @@ pub struct MemberInfo {
 /// `POST /v1/members`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateMemberRequest {
     /// Display name, 1 to 100 characters.
     pub name: String,
@@ -234,6 +235,7 @@ pub struct CreateMemberRequest {
 /// `PUT /v1/members/{id}/role`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct SetRoleRequest {
     /// The new role.
     pub role: Role,
@@ -268,6 +270,7 @@ pub struct ApiKeyInfo {
 /// `POST /v1/api-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// The member the key acts for; the caller itself when absent.
     #[serde(default)]
@@ -292,6 +295,7 @@ pub struct CreatedApiKey {
 /// `POST /v1/api-keys/{id}/rotate`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct RotateApiKeyRequest {
     /// How long the old key stays valid, in seconds (0 to 86400, default 300).
     #[serde(default)]
@@ -301,6 +305,7 @@ pub struct RotateApiKeyRequest {
 /// `POST /v1/bootstrap-tokens`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct CreateBootstrapTokenRequest {
     /// Device group the enrolled device joins (`[A-Za-z0-9._-]{1,64}`).
     #[serde(default)]
@@ -328,6 +333,7 @@ pub struct BootstrapTokenResponse {
 /// hash of the bootstrap token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// The org the device expects to join; must be the bootstrap token's org.
     pub org_id: String,
@@ -391,6 +397,7 @@ pub struct EnrollResponse {
 /// `POST /v1/device/refresh`, sent with a proof whose `ath` is the hash of the refresh token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The current refresh token (`ekr_...`).
     pub refresh_token: String,
@@ -470,10 +477,60 @@ pub struct AuditVerification {
     pub problem: Option<String>,
 }
 
-/// Whether a display name is acceptable: 1 to 100 characters, no control characters.
+/// `GET /v1/audit/checkpoint`: the head of the caller's org chain, signed by the server's
+/// desired-state key (`GET /v1/desired-state-key`). Keep it outside the server; handing it back
+/// to `POST /v1/audit/verify-checkpoint` (or `edgekeep-server audit verify --checkpoints`) proves
+/// the chain was not cut back or rewritten since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AuditCheckpoint {
+    /// Org id.
+    pub org_id: String,
+    /// Sequence number of the head entry.
+    pub seq: i64,
+    /// Hash of the head entry.
+    pub hash: String,
+    /// When the server signed it.
+    pub signed_at: i64,
+    /// Id of the signing key.
+    pub key_id: String,
+    /// Base64url Ed25519 signature.
+    pub signature: String,
+}
+
+/// Whether a display name is acceptable: 1 to 100 characters, no control characters, no
+/// bidirectional overrides or isolates and no invisible (zero-width) characters, so a name
+/// shown to a person reads as what it is.
 pub fn valid_name(name: &str) -> bool {
     let count = name.chars().count();
-    (1..=100).contains(&count) && !name.chars().any(char::is_control)
+    (1..=100).contains(&count)
+        && name.trim() == name
+        && !name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_or_bidi(c))
+}
+
+/// Whether `c` reorders or hides text when displayed: bidirectional embeddings, overrides,
+/// isolates and marks, zero-width characters, the byte-order mark, and other format
+/// characters that render as nothing.
+pub fn is_invisible_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
 }
 
 /// Whether a device group name is acceptable: `[A-Za-z0-9._-]{1,64}`.
@@ -526,6 +583,20 @@ mod tests {
         assert!(valid_name("Acme backend"));
         assert!(!valid_name(""));
         assert!(!valid_name("a\nb"));
+        assert!(valid_name("Zoë Müller-Åström"));
+        assert!(valid_name("名前"));
+        for bad in [
+            "",
+            " padded",
+            "evil\u{202E}gpj.exe",
+            "zero\u{200B}width",
+            "isolate\u{2066}x\u{2069}",
+            "bom\u{FEFF}",
+            "line\nbreak",
+            "tag\u{E0041}",
+        ] {
+            assert!(!valid_name(bad), "{bad:?} accepted");
+        }
         assert!(valid_group("beta-1.eu"));
         assert!(!valid_group("a b"));
         assert!(!valid_group(&"x".repeat(65)));

@@ -206,18 +206,42 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
-    /// Summarizes merged bucket counts.
+    /// Summarizes merged bucket counts, every sample weighing the same.
     pub fn from_counts(counts: [u64; LATENCY_BUCKETS]) -> Self {
-        let samples: u64 = counts.iter().sum();
+        Self::from_devices(&[counts])
+    }
+
+    /// Summarizes the histograms of several devices. `samples` and `counts` are the merged
+    /// totals; the percentiles are those of the devices' mixture in which each device's
+    /// distribution weighs the same, so no single device, however many samples it claims, moves
+    /// a percentile further than its share of the fleet.
+    pub fn from_devices(devices: &[[u64; LATENCY_BUCKETS]]) -> Self {
+        let mut merged = [0u64; LATENCY_BUCKETS];
+        let mut mixture = [0f64; LATENCY_BUCKETS];
+        let mut weighed = 0usize;
+        for counts in devices {
+            let total: u64 = counts.iter().fold(0u64, |a, c| a.saturating_add(*c));
+            for (sum, count) in merged.iter_mut().zip(counts) {
+                *sum = sum.saturating_add(*count);
+            }
+            if total == 0 {
+                continue;
+            }
+            weighed += 1;
+            for (share, count) in mixture.iter_mut().zip(counts) {
+                *share += *count as f64 / total as f64;
+            }
+        }
+        let samples = merged.iter().fold(0u64, |a, c| a.saturating_add(*c));
         let quantile = |q: f64| -> Option<u32> {
-            if samples == 0 {
+            if weighed == 0 {
                 return None;
             }
-            let rank = ((samples as f64) * q).ceil().max(1.0) as u64;
-            let mut seen = 0;
-            for (index, count) in counts.iter().enumerate() {
-                seen += count;
-                if seen >= rank {
+            let rank = q * weighed as f64;
+            let mut seen = 0.0;
+            for (index, share) in mixture.iter().enumerate() {
+                seen += share;
+                if seen >= rank - 1e-9 * weighed as f64 && *share > 0.0 {
                     return LATENCY_BUCKET_BOUNDS_MS.get(index).copied();
                 }
             }
@@ -225,7 +249,7 @@ impl LatencySummary {
         };
         Self {
             samples,
-            counts: counts.to_vec(),
+            counts: merged.to_vec(),
             p50_le_ms: quantile(0.5),
             p90_le_ms: quantile(0.9),
             p99_le_ms: quantile(0.99),
@@ -239,10 +263,30 @@ impl LatencySummary {
 pub struct QualitySummary {
     /// Which measure.
     pub metric: QualityMetric,
-    /// Mean over all observations.
+    /// Mean over devices: each device's own mean counts once.
     pub mean: f64,
     /// Number of observations.
     pub count: u64,
+}
+
+impl QualitySummary {
+    /// Summarizes per-device `(sum, count)` aggregates of one measure; `None` when no device
+    /// made an observation.
+    pub fn from_devices(metric: QualityMetric, devices: &[(f64, u64)]) -> Option<Self> {
+        let means: Vec<f64> = devices
+            .iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(sum, count)| sum / *count as f64)
+            .collect();
+        if means.is_empty() {
+            return None;
+        }
+        Some(Self {
+            metric,
+            mean: means.iter().sum::<f64>() / means.len() as f64,
+            count: devices.iter().fold(0u64, |a, (_, c)| a.saturating_add(*c)),
+        })
+    }
 }
 
 /// Health of one model version across the fleet.
@@ -301,5 +345,36 @@ mod tests {
             LatencySummary::from_counts([0; LATENCY_BUCKETS]).p50_le_ms,
             None
         );
+    }
+
+    #[test]
+    fn one_device_cannot_dominate_the_percentiles() {
+        let mut honest = [0u64; LATENCY_BUCKETS];
+        honest[3] = 90; // ≤ 10 ms
+        honest[5] = 10; // ≤ 50 ms
+        let mut flood = [0u64; LATENCY_BUCKETS];
+        flood[LATENCY_BUCKETS - 1] = 1 << 40;
+        let mut fleet = vec![honest; 19];
+        fleet.push(flood);
+        let summary = LatencySummary::from_devices(&fleet);
+        assert_eq!(summary.p50_le_ms, Some(10));
+        assert_eq!(summary.p90_le_ms, Some(50));
+        assert_eq!(summary.samples, 1900 + (1 << 40));
+        let merged = LatencySummary::from_counts({
+            let mut all = flood;
+            all[3] = 90 * 19;
+            all[5] = 10 * 19;
+            all
+        });
+        assert_eq!(merged.p50_le_ms, None, "merging samples lets the flood win");
+    }
+
+    #[test]
+    fn quality_means_weigh_each_device_once() {
+        let devices = [(0.9, 1), (0.8, 1), (0.0, 1 << 40)];
+        let summary = QualitySummary::from_devices(QualityMetric::Accuracy, &devices).unwrap();
+        assert!((summary.mean - (0.9 + 0.8) / 3.0).abs() < 1e-12);
+        assert_eq!(summary.count, 2 + (1 << 40));
+        assert!(QualitySummary::from_devices(QualityMetric::Accuracy, &[(0.0, 0)]).is_none());
     }
 }

@@ -27,6 +27,9 @@ pub const LATENCY_BUCKET_BOUNDS_MS: [u32; 11] = [1, 2, 5, 10, 20, 50, 100, 200, 
 pub const LATENCY_BUCKETS: usize = LATENCY_BUCKET_BOUNDS_MS.len() + 1;
 /// Largest absolute value of a quality sum.
 pub const MAX_QUALITY_SUM: f64 = 1e12;
+/// Most latency and quality observations one batch may carry, and the largest event count
+/// (about 48 inferences a second for a day).
+pub const MAX_SAMPLES_PER_BATCH: u64 = 1 << 22;
 
 /// Why a batch was rejected. Names the rule, never the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -394,12 +397,19 @@ impl TelemetryBatch {
     }
 
     fn counts_overflow(&self) -> bool {
-        const LIMIT: u64 = 1 << 40;
-        self.events.iter().any(|event| match event {
-            TelemetryEvent::Latency(l) => l.counts.iter().any(|c| *c > LIMIT),
-            TelemetryEvent::Quality(q) => q.count > LIMIT,
-            TelemetryEvent::Events(e) => e.count > LIMIT,
-            _ => false,
+        self.samples() > MAX_SAMPLES_PER_BATCH
+            || self.events.iter().any(|event| match event {
+                TelemetryEvent::Events(e) => e.count > MAX_SAMPLES_PER_BATCH,
+                _ => false,
+            })
+    }
+
+    /// Latency and quality observations in the batch (saturating).
+    pub fn samples(&self) -> u64 {
+        self.events.iter().fold(0u64, |total, event| match event {
+            TelemetryEvent::Latency(l) => l.counts.iter().fold(total, |t, c| t.saturating_add(*c)),
+            TelemetryEvent::Quality(q) => total.saturating_add(q.count),
+            _ => total,
         })
     }
 
@@ -507,7 +517,7 @@ mod tests {
         }
 
         #[test]
-        fn any_declared_batch_round_trips(seq in 1u64..1_000_000, battery in 0u8..=100, counts in proptest::prelude::any::<[u32; LATENCY_BUCKETS]>()) {
+        fn any_declared_batch_round_trips(seq in 1u64..1_000_000, battery in 0u8..=100, counts in proptest::array::uniform12(0u32..349_525)) {
             let body = json!({"seq": seq, "recorded_at": 1, "events": [
                 {"type": "health", "battery_percent": battery, "charging": false, "network": "none",
                  "free_storage": "under100_mb", "thermal": "critical", "completion": "failed"},
@@ -515,6 +525,16 @@ mod tests {
             let batch = TelemetryBatch::parse(body.to_string().as_bytes()).unwrap();
             let again = TelemetryBatch::parse(&serde_json::to_vec(&batch).unwrap()).unwrap();
             proptest::prop_assert_eq!(batch, again);
+        }
+
+        #[test]
+        fn batches_above_the_sample_bound_are_refused(counts in proptest::prelude::any::<[u32; LATENCY_BUCKETS]>(), quality in 0u64..(1 << 23)) {
+            let body = json!({"seq": 1, "recorded_at": 1, "events": [
+                {"type": "latency", "model": {"model": "m", "version": 1}, "counts": counts},
+                {"type": "quality", "model": {"model": "m", "version": 1}, "metric": "accuracy", "sum": 0.0, "count": quality}]});
+            let total = counts.iter().map(|c| u64::from(*c)).sum::<u64>() + quality;
+            let parsed = TelemetryBatch::parse(body.to_string().as_bytes());
+            proptest::prop_assert_eq!(parsed.is_ok(), total <= MAX_SAMPLES_PER_BATCH);
         }
     }
 

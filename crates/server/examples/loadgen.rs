@@ -160,7 +160,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse()?);
     config.rate_limits = RateLimits {
         enrollments_per_org: u32::MAX / 2,
-        enrollments_per_address: u32::MAX / 2,
         ..RateLimits::default()
     };
     let server = Server::start(config).await?;

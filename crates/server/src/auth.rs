@@ -1,10 +1,13 @@
 //! Authentication extractors: [`ApiCaller`] (org API key) and [`DeviceCaller`] (device access
 //! token plus proof of possession), and the request context they rely on.
 //!
-//! Both count failures per source address and per org; once a bucket is empty the caller gets
-//! `rate_limited` before any lookup. Device rejections whose device is known are audited.
+//! Credentials are checked first: a valid credential is never refused because of failures
+//! elsewhere. A failed attempt is counted against its source address, and, when the credential
+//! is known, against that credential and its org; once one of those budgets is spent, the failing
+//! attempt gets `rate_limited` instead of its error. Rejections whose credential is known are
+//! audited, identical ones aggregated ([`crate::audit_throttle`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -22,13 +25,48 @@ use crate::storage::{AuditEvent, DeviceRecord, DeviceTokenKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
 
+/// The address a request comes from for rate limits: the peer, or, when the peer is a
+/// configured trusted proxy, the nearest untrusted address in `X-Forwarded-For`. Inserted by
+/// the request middleware.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceIp(pub IpAddr);
+
+/// The source address of a request whose peer is `peer`, honouring `X-Forwarded-For` only
+/// from `trusted_proxies`: the rightmost address in the header that is not itself a trusted
+/// proxy. An unparsable header falls back to the peer.
+pub fn source_ip(peer: IpAddr, headers: &HeaderMap, trusted_proxies: &[IpAddr]) -> IpAddr {
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let mut chain: Vec<IpAddr> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        let Ok(text) = value.to_str() else {
+            return peer;
+        };
+        for part in text.split(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => chain.push(ip),
+                Err(_) => return peer,
+            }
+        }
+    }
+    chain
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted_proxies.contains(ip))
+        .unwrap_or(peer)
+}
+
 /// The request id, inserted by the request-id middleware and echoed in `x-request-id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestId(pub String);
 
 /// The source address key for rate limits.
-pub fn address_key(parts_extensions: &axum::http::Extensions) -> String {
-    parts_extensions
+pub fn address_key(extensions: &axum::http::Extensions) -> String {
+    if let Some(source) = extensions.get::<SourceIp>() {
+        return source.0.to_string();
+    }
+    extensions
         .get::<ClientAddr>()
         .map_or_else(|| "unknown".to_owned(), |a| a.0.ip().to_string())
 }
@@ -100,16 +138,31 @@ fn rate_limited() -> ApiError {
     ErrorCode::RateLimited.into()
 }
 
-/// Records an authentication failure against the address (and the org when known) and returns
-/// the error to answer: `rate_limited` once the org's failure budget is spent.
-pub fn fail(state: &AppState, addr: &str, org: Option<&str>, code: ErrorCode) -> ApiError {
-    state.limits().fail_addr.try_acquire(addr);
-    if let Some(org) = org
-        && !state.limits().fail_org.try_acquire(org)
-    {
-        return rate_limited();
+/// A credential a failed attempt named, when the server knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownCredential<'a> {
+    /// Stable id of the credential (`api_key:<id>`, `device:<id>`, `bootstrap:<hash>`).
+    pub subject: &'a str,
+    /// The org it belongs to.
+    pub org_id: &'a str,
+}
+
+/// Records a failed attempt against its source address and, when known, its credential and
+/// org, and returns the error to answer: `code`, or `rate_limited` once one of those budgets is
+/// spent. Only failing attempts are counted and throttled; valid credentials never come here.
+pub fn fail(
+    state: &AppState,
+    addr: &str,
+    credential: Option<KnownCredential<'_>>,
+    code: ErrorCode,
+) -> ApiError {
+    let limits = state.limits();
+    let mut allowed = limits.fail_addr.try_acquire(addr);
+    if let Some(known) = credential {
+        allowed &= limits.fail_credential.try_acquire(known.subject);
+        allowed &= limits.fail_org.try_acquire(known.org_id);
     }
-    code.into()
+    if allowed { code.into() } else { rate_limited() }
 }
 
 /// A backend caller authenticated by an org API key.
@@ -170,9 +223,6 @@ impl FromRequestParts<AppState> for ApiCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let addr = address_key(&parts.extensions);
-        if state.limits().fail_addr.is_exhausted(&addr) {
-            return Err(rate_limited());
-        }
         let text = bearer(&parts.headers, "Bearer").ok_or(ErrorCode::Unauthenticated)?;
         let token = ParsedToken::parse(text, TokenKind::ApiKey)
             .map_err(|_| fail(state, &addr, None, ErrorCode::InvalidCredentials))?;
@@ -184,25 +234,25 @@ impl FromRequestParts<AppState> for ApiCaller {
         };
         let expired = key.expires_at.is_some_and(|at| at <= now);
         if key.revoked_at.is_some() || expired {
-            let error = fail(
-                state,
-                &addr,
-                Some(&key.org_id),
-                ErrorCode::InvalidCredentials,
-            );
+            let subject = format!("api_key:{}", key.id);
+            let known = KnownCredential {
+                subject: &subject,
+                org_id: &key.org_id,
+            };
+            let error = fail(state, &addr, Some(known), ErrorCode::InvalidCredentials);
             if error.code == ErrorCode::RateLimited {
                 return Err(error);
             }
             let event = AuditEvent {
                 org_id: key.org_id.clone(),
-                actor: format!("api_key:{}", key.id),
+                actor: subject.clone(),
                 action: "api_key.auth.rejected".to_owned(),
-                target: format!("api_key:{}", key.id),
+                target: subject,
                 outcome: if expired { "expired" } else { "revoked" }.to_owned(),
                 request_id: request_id(&parts.extensions),
                 at: now,
             };
-            state.audit(event).await?;
+            state.audit_rejection(event).await?;
             return Err(error);
         }
         if state.should_touch_key(&key.id, now) {
@@ -244,8 +294,11 @@ pub struct DeviceCaller {
 pub struct ProofCheck<'a> {
     /// The state.
     pub state: &'a AppState,
-    /// The device the token belongs to.
+    /// The device the token belongs to (for enrollment: the device being enrolled).
     pub device: &'a DeviceRecord,
+    /// The credential being checked, as audited and throttled (`device:<id>`, or
+    /// `bootstrap:<hash>` for an enrollment).
+    pub subject: String,
     /// The token the proof must be bound to.
     pub token: &'a str,
     /// Request method.
@@ -261,26 +314,31 @@ pub struct ProofCheck<'a> {
 }
 
 impl ProofCheck<'_> {
-    /// Rejects with `code`: counts the failure and audits it under the device's org.
+    /// Rejects with `code`: counts the failure against the address, the credential and its
+    /// org, and audits it under the org (identical rejections aggregated).
     pub async fn reject(&self, code: ErrorCode) -> ApiError {
-        let error = fail(self.state, self.addr, Some(&self.device.org_id), code);
+        let known = KnownCredential {
+            subject: &self.subject,
+            org_id: &self.device.org_id,
+        };
+        let error = fail(self.state, self.addr, Some(known), code);
         if error.code == ErrorCode::RateLimited {
             tracing::warn!(
                 action = self.action,
-                "audit of rejected attempt skipped: org over its failure budget"
+                "audit of rejected attempt skipped: over its failure budget"
             );
             return error;
         }
         let event = AuditEvent {
             org_id: self.device.org_id.clone(),
-            actor: format!("device:{}", self.device.id),
+            actor: self.subject.clone(),
             action: self.action.to_owned(),
-            target: format!("device:{}", self.device.id),
+            target: self.subject.clone(),
             outcome: code.as_str().to_owned(),
             request_id: self.request_id.to_owned(),
             at: crate::now(),
         };
-        match self.state.audit(event).await {
+        match self.state.audit_rejection(event).await {
             Ok(()) => error,
             Err(audit_error) => audit_error,
         }
@@ -327,9 +385,6 @@ impl FromRequestParts<AppState> for DeviceCaller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let addr = address_key(&parts.extensions);
-        if state.limits().fail_addr.is_exhausted(&addr) {
-            return Err(rate_limited());
-        }
         let text = bearer(&parts.headers, proof::AUTH_SCHEME).ok_or(ErrorCode::Unauthenticated)?;
         let token = ParsedToken::parse(text, TokenKind::Access)
             .map_err(|_| fail(state, &addr, None, ErrorCode::InvalidCredentials))?;
@@ -342,6 +397,7 @@ impl FromRequestParts<AppState> for DeviceCaller {
         let check = ProofCheck {
             state,
             device: &device,
+            subject: format!("device:{}", device.id),
             token: text,
             method: parts.method.as_str(),
             url: request_url(state, parts),

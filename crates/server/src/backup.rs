@@ -24,6 +24,21 @@ pub struct BackupReport {
     pub artifact_bytes: u64,
 }
 
+/// Creates an empty file readable by the owner only, for SQLite to write the snapshot into.
+fn create_private_empty(path: &Path) -> Result<(), ServerError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map(drop)
+        .map_err(ServerError::io("creating the snapshot"))
+}
+
 fn copy_private(from: &Path, to: &Path) -> Result<u64, ServerError> {
     let bytes = std::fs::copy(from, to).map_err(ServerError::io("copying a file"))?;
     #[cfg(unix)]
@@ -65,10 +80,12 @@ pub fn backup(data: &Path, out: &Path) -> Result<BackupReport, ServerError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(StorageError::from)?;
+    create_private_empty(&snapshot)?;
     connection
         .execute("VACUUM INTO ?1", [snapshot_text])
         .map_err(StorageError::from)?;
     drop(connection);
+    crate::storage::restrict_to_owner(&snapshot)?;
     let database_bytes = std::fs::metadata(&snapshot)
         .map_err(ServerError::io("reading the snapshot"))?
         .len();

@@ -7,23 +7,28 @@ use std::path::PathBuf;
 /// (the burst equals the per-minute figure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimits {
-    /// Enrollment attempts per org per minute.
+    /// Successful enrollments per org per minute (refused attempts never spend it).
     pub enrollments_per_org: u32,
-    /// Enrollment attempts per source address per minute.
-    pub enrollments_per_address: u32,
     /// Failed authentications per org per minute.
     pub auth_failures_per_org: u32,
-    /// Failed authentications per source address per minute.
+    /// Failed authentications per source address per minute. Only failing attempts are
+    /// counted and refused: valid credentials from the same address keep working.
     pub auth_failures_per_address: u32,
+    /// Failed authentications per known credential (API key, device, bootstrap token) per
+    /// minute.
+    pub auth_failures_per_credential: u32,
+    /// Latency and quality samples one device may report per hour (burst the same).
+    pub telemetry_samples_per_device_hour: u64,
 }
 
 impl Default for RateLimits {
     fn default() -> Self {
         Self {
             enrollments_per_org: 600,
-            enrollments_per_address: 600,
             auth_failures_per_org: 300,
             auth_failures_per_address: 60,
+            auth_failures_per_credential: 30,
+            telemetry_samples_per_device_hour: 1 << 22,
         }
     }
 }
@@ -62,6 +67,9 @@ pub struct ServerConfig {
     pub online_window_secs: i64,
     /// How far above its acknowledged sequence a device's batch may be.
     pub telemetry_seq_window: u64,
+    /// Peers whose `X-Forwarded-For` header names the client address for rate limits (load
+    /// balancers, reverse proxies). Empty: the header is ignored and the peer address counts.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ServerConfig {
@@ -84,6 +92,7 @@ impl ServerConfig {
             telemetry_retention_secs: 30 * 24 * 3600,
             online_window_secs: 15 * 60,
             telemetry_seq_window: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }

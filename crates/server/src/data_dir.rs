@@ -84,12 +84,21 @@ impl DataDir {
         self.root.join("tls").join("key.pem")
     }
 
-    /// Opens the database of an initialized folder.
+    /// Loads the server secret.
+    pub fn load_secret(&self) -> Result<crate::secret::ServerSecret, ServerError> {
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(self.secret()).map_err(|_| ServerError::BadSecret)?,
+        );
+        crate::secret::ServerSecret::from_bytes(&bytes)
+    }
+
+    /// Opens the database of an initialized folder, with the audit key from its secret.
     pub fn open_storage(&self, readers: usize) -> Result<SqliteStorage, ServerError> {
         if !self.database().exists() {
             return Err(ServerError::NotInitialized);
         }
-        Ok(SqliteStorage::open(&self.database(), readers)?)
+        let key = self.load_secret()?.audit_key();
+        Ok(SqliteStorage::open(&self.database(), readers, key)?)
     }
 }
 
@@ -239,7 +248,7 @@ pub fn init(data_dir: &Path, org_name: &str) -> Result<OrgCreated, ServerError> 
         write_private(&dir.secret(), secret.as_ref())?;
     }
     dir.load_or_create_desired_state_key()?;
-    let storage = SqliteStorage::open(&dir.database(), 1)?;
+    let storage = SqliteStorage::open(&dir.database(), 1, dir.load_secret()?.audit_key())?;
     create_org_in(&storage, org_name)
 }
 

@@ -11,6 +11,7 @@
 //! - [`auth`]: the API key and device (proof-of-possession) extractors.
 //! - [`storage`]: the [`storage::Storage`] trait and its SQLite implementation.
 //! - [`audit`]: audit chain hashing and verification.
+//! - [`audit_throttle`]: aggregation of repeated identical rejections in the audit trail.
 //! - [`ratelimit`], [`replay`]: in-memory token buckets and the proof `jti` cache.
 //! - [`desired`]: which version each model slot of a device should run (rollout resolution).
 //! - [`artifact_store`]: artifact ciphertexts on disk, content addressed, read by range.
@@ -22,6 +23,7 @@
 pub mod api;
 pub mod artifact_store;
 pub mod audit;
+pub mod audit_throttle;
 pub mod auth;
 pub mod backup;
 pub mod config;

@@ -86,11 +86,16 @@ enum OrgCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Verify every org's hash chain; exits non-zero and names the first broken entry.
+    /// Verify every org's hash chain and authenticated head; exits non-zero and names the
+    /// first broken entry.
     Verify {
         /// Data folder.
         #[arg(long)]
         data: PathBuf,
+        /// JSON Lines of signed checkpoints (`GET /v1/audit/checkpoint`) kept elsewhere: each
+        /// org's chain must still hold its newest checkpoint (detects a rolled-back database).
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
     },
     /// Export an org's entries in [from, to) as JSON Lines on stdout.
     Export {
@@ -156,11 +161,17 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             command: OrgCommand::Create { data, name },
         } => print_created(&edgekeep_server::create_org(&data, &name)?),
         Command::Audit {
-            command: AuditCommand::Verify { data },
+            command: AuditCommand::Verify { data, checkpoints },
         } => {
-            let storage = DataDir::new(&data).open_storage(1)?;
+            let dir = DataDir::new(&data);
+            let storage = dir.open_storage(1)?;
+            let key = dir.load_secret()?.audit_key();
+            let checkpoints = match checkpoints {
+                Some(path) => read_checkpoints(&path, &dir.load_or_create_desired_state_key()?)?,
+                None => Vec::new(),
+            };
             let mut intact = true;
-            for report in audit::verify_all(&storage)? {
+            for report in audit::verify_all(&storage, &key, &checkpoints)? {
                 match report.result {
                     Ok(count) => println!("{}: ok ({count} entries)", report.org_id),
                     Err(problem) => {
@@ -183,11 +194,34 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             use edgekeep_server::storage::Storage as _;
             let storage = DataDir::new(&data).open_storage(1)?;
             for entry in storage.audit_entries(&org, from, to)? {
-                println!("{}", serde_json::to_string(&entry)?);
+                println!("{}", audit::export_line(&entry)?);
             }
         }
     }
     Ok(true)
+}
+
+/// Reads JSON Lines of checkpoints, refusing any not signed by the server's key.
+fn read_checkpoints(
+    path: &std::path::Path,
+    key: &edgekeep_protocol::signing::SigningKey,
+) -> Result<Vec<edgekeep_protocol::api::AuditCheckpoint>, Box<dyn std::error::Error>> {
+    let public = key.public_key();
+    let mut out = Vec::new();
+    for (index, line) in std::fs::read_to_string(path)?.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let checkpoint: edgekeep_protocol::api::AuditCheckpoint = serde_json::from_str(line)
+            .map_err(|_| format!("checkpoint line {} is not a checkpoint", index + 1))?;
+        if !audit::checkpoint_signed_by(&checkpoint, &public) {
+            return Err(
+                format!("checkpoint line {} is not signed by this server", index + 1).into(),
+            );
+        }
+        out.push(checkpoint);
+    }
+    Ok(out)
 }
 
 fn main() -> ExitCode {

@@ -58,11 +58,27 @@ impl RateLimiter {
         body(bucket)
     }
 
+    /// A limiter allowing bursts of `per_hour` and `per_hour` events per hour after that.
+    pub fn per_hour(per_hour: u64) -> Self {
+        let capacity = per_hour.max(1) as f64;
+        Self {
+            buckets: Mutex::new(HashMap::new()),
+            capacity,
+            per_second: capacity / 3600.0,
+        }
+    }
+
     /// Takes one token if there is one; returns whether the event is allowed.
     pub fn try_acquire(&self, key: &str) -> bool {
+        self.try_acquire_n(key, 1)
+    }
+
+    /// Takes `n` tokens if there are that many; returns whether the events are allowed.
+    pub fn try_acquire_n(&self, key: &str, n: u64) -> bool {
+        let n = n as f64;
         self.with_bucket(key, |b| {
-            if b.tokens >= 1.0 {
-                b.tokens -= 1.0;
+            if b.tokens >= n {
+                b.tokens -= n;
                 true
             } else {
                 false
@@ -88,5 +104,14 @@ mod tests {
         assert!(!limiter.try_acquire("a"));
         assert!(limiter.is_exhausted("a"));
         assert!(limiter.try_acquire("b"));
+    }
+
+    #[test]
+    fn several_tokens_at_once() {
+        let limiter = RateLimiter::per_hour(1000);
+        assert!(limiter.try_acquire_n("d", 600));
+        assert!(!limiter.try_acquire_n("d", 600));
+        assert!(limiter.try_acquire_n("d", 400));
+        assert!(limiter.try_acquire_n("e", 1000));
     }
 }

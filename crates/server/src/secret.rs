@@ -11,6 +11,7 @@ use crate::error::ServerError;
 /// The loaded server secret.
 pub struct ServerSecret {
     key: LessSafeKey,
+    audit_key: crate::audit::AuditKey,
     rng: SystemRandom,
 }
 
@@ -41,8 +42,14 @@ impl ServerSecret {
         let key = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| ServerError::BadSecret)?;
         Ok(Self {
             key: LessSafeKey::new(key),
+            audit_key: crate::audit::AuditKey::derive(bytes),
             rng: SystemRandom::new(),
         })
+    }
+
+    /// The key that authenticates audit chain heads, derived from this secret.
+    pub fn audit_key(&self) -> crate::audit::AuditKey {
+        self.audit_key.clone()
     }
 
     /// Seals `plaintext`, bound to `context`: returns `nonce || ciphertext || tag`.

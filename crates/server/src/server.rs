@@ -17,7 +17,6 @@ use crate::auth::ClientAddr;
 use crate::config::ServerConfig;
 use crate::data_dir::{DataDir, OrgCreated, create_org_in};
 use crate::error::ServerError;
-use crate::secret::ServerSecret;
 use crate::storage::Storage;
 
 /// How long a client may take to complete the TLS handshake.
@@ -35,10 +34,7 @@ impl Server {
     pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let dir = DataDir::new(&config.data_dir);
         let storage: Arc<dyn Storage> = Arc::new(dir.open_storage(config.sqlite_readers)?);
-        let secret_bytes = zeroize::Zeroizing::new(
-            std::fs::read(dir.secret()).map_err(|_| ServerError::BadSecret)?,
-        );
-        let secret = ServerSecret::from_bytes(&secret_bytes)?;
+        let secret = dir.load_secret()?;
         let cert = config.tls_cert.clone().unwrap_or_else(|| dir.cert());
         let key = config.tls_key.clone().unwrap_or_else(|| dir.key());
         let tls = crate::tls::load_server_config(&cert, &key)?;

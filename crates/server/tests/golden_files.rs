@@ -31,7 +31,9 @@ fn openapi_document() {
 fn database_schema() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.sqlite");
-    drop(SqliteStorage::open(&path, 1).unwrap());
+    drop(
+        SqliteStorage::open(&path, 1, edgekeep_server::audit::AuditKey::derive(&[3; 32])).unwrap(),
+    );
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))

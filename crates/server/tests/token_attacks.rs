@@ -418,9 +418,19 @@ async fn auth_failures_and_enrollments_are_rate_limited() {
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    let (status, body) = t.call(Method::GET, "/v1/org", &t.owner_key, None).await;
+    let (status, body) = t
+        .call(
+            Method::GET,
+            "/v1/org",
+            "ek_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["code"], "rate_limited");
+    // The address's failure budget throttles failing attempts only: a valid key still works.
+    let (status, _) = t.call(Method::GET, "/v1/org", &t.owner_key, None).await;
+    assert_eq!(status, StatusCode::OK);
 
     // Failures attributed to one org (bad proofs with a real token) are budgeted per org.
     let t = TestServer::start_with(|config| {

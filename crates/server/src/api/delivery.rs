@@ -15,7 +15,7 @@ use edgekeep_protocol::desired_state::{
 use edgekeep_protocol::key_agreement::WrappingKey;
 
 use super::{ApiPath, AppState};
-use crate::auth::{DeviceCaller, RequestContext, fail};
+use crate::auth::{DeviceCaller, KnownCredential, RequestContext, fail};
 use crate::desired::{ResolvedSlot, resolve_eligible};
 use crate::error::ApiError;
 use crate::secret::{content_key_context, kwk_context};
@@ -279,6 +279,12 @@ pub async fn download_artifact(
     Ok(response)
 }
 
+/// Whether `id` has the form of an artifact id: the ciphertext's SHA-256 as 64 lowercase hex
+/// digits.
+pub fn is_artifact_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The artifact's content key, wrapped with the calling device's key-wrapping key (agreed at
 /// enrollment) and bound to the artifact and device ids. Only a device whose current desired
 /// state names the artifact gets it; a refusal is audited and counted against the org's
@@ -295,28 +301,31 @@ pub async fn artifact_key(
     let device = caller.device;
     let slots = assignments(&state, &device).await?;
     let Some((_, version)) = slots.iter().find(|(_, v)| v.artifact_id == artifact_id) else {
-        let error = fail(
-            &state,
-            &ctx.addr,
-            Some(&device.org_id),
-            ErrorCode::NotAssigned,
-        );
+        let subject = format!("device:{}", device.id);
+        let known = KnownCredential {
+            subject: &subject,
+            org_id: &device.org_id,
+        };
+        let error = fail(&state, &ctx.addr, Some(known), ErrorCode::NotAssigned);
         if error.code == ErrorCode::RateLimited {
             return Err(error);
         }
+        // Only an id that parses as one is audited: the path is the device's own text.
+        let target = if is_artifact_id(&artifact_id) {
+            format!("artifact:{artifact_id}")
+        } else {
+            "artifact:(malformed id)".to_owned()
+        };
         let event = crate::storage::AuditEvent {
             org_id: device.org_id.clone(),
-            actor: format!("device:{}", device.id),
+            actor: subject,
             action: "artifact.key.denied".to_owned(),
-            target: format!(
-                "artifact:{}",
-                artifact_id.chars().take(64).collect::<String>()
-            ),
+            target,
             outcome: ErrorCode::NotAssigned.as_str().to_owned(),
             request_id: caller.request_id.clone(),
             at: crate::now(),
         };
-        state.audit(event).await?;
+        state.audit_rejection(event).await?;
         return Err(error);
     };
     let secret = state.secret();

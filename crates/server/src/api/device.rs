@@ -12,7 +12,7 @@ use edgekeep_protocol::token::{MintedToken, ParsedToken, TokenKind};
 
 use super::devices::device_info;
 use super::{ApiJson, AppState};
-use crate::auth::{DeviceCaller, ProofCheck, RequestContext, fail};
+use crate::auth::{DeviceCaller, KnownCredential, ProofCheck, RequestContext, fail};
 use crate::error::ApiError;
 use crate::secret::kwk_context;
 use crate::storage::{
@@ -81,6 +81,11 @@ fn device_event(
     }
 }
 
+/// The first 8 bytes of a token hash as hex: a stable, non-secret name for a bootstrap token.
+fn short_hex(hash: &[u8; 32]) -> String {
+    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Enrolls a device with a bootstrap token. The `DPoP` proof must be signed by the identity key
 /// in the body and bound (`ath`) to the bootstrap token. Rejections with a known token are
 /// audited under the token's org.
@@ -91,10 +96,6 @@ pub async fn enroll(
     ctx: RequestContext,
     ApiJson(body): ApiJson<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    let limits = state.limits();
-    if limits.fail_addr.is_exhausted(&ctx.addr) || !limits.enroll_addr.try_acquire(&ctx.addr) {
-        return Err(ErrorCode::RateLimited.into());
-    }
     let token = ParsedToken::parse(&body.bootstrap_token, TokenKind::Bootstrap)
         .map_err(|_| fail(&state, &ctx.addr, None, ErrorCode::BootstrapTokenInvalid))?;
     let identity_key = edgekeep_protocol::b64_decode(&body.identity_public_key)
@@ -110,10 +111,6 @@ pub async fn enroll(
         .blocking(move |s| s.bootstrap_token(&hash))
         .await?
         .ok_or_else(|| fail(&state, &ctx.addr, None, ErrorCode::BootstrapTokenInvalid))?;
-    // Charged to the token's org, not the claimed one, so nobody can spend another org's budget.
-    if !limits.enroll_org.try_acquire(&bootstrap.org_id) {
-        return Err(ErrorCode::RateLimited.into());
-    }
 
     let now = crate::now();
     let device = DeviceRecord {
@@ -128,6 +125,7 @@ pub async fn enroll(
     let check = ProofCheck {
         state: &state,
         device: &device,
+        subject: format!("bootstrap:{}", short_hex(&hash)),
         token: &body.bootstrap_token,
         method: &ctx.method,
         url: ctx.url.clone(),
@@ -148,6 +146,11 @@ pub async fn enroll(
         return Err(check.reject(code).await);
     }
     check.verify(ctx.proof.as_deref()).await?;
+    // Only a valid, unused token with a good proof spends the org's enrollment budget, so
+    // replayed or forged attempts cannot starve real enrollments.
+    if !state.limits().enroll_org.try_acquire(&bootstrap.org_id) {
+        return Err(ErrorCode::RateLimited.into());
+    }
 
     let server_agreement = EphemeralAgreement::generate().map_err(|_| ApiError::internal())?;
     let server_public = edgekeep_protocol::b64_encode(server_agreement.public_key());
@@ -194,9 +197,6 @@ pub async fn refresh(
     ctx: RequestContext,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Json<DeviceCredentials>, ApiError> {
-    if state.limits().fail_addr.is_exhausted(&ctx.addr) {
-        return Err(ErrorCode::RateLimited.into());
-    }
     let token = ParsedToken::parse(&body.refresh_token, TokenKind::Refresh)
         .map_err(|_| fail(&state, &ctx.addr, None, ErrorCode::InvalidCredentials))?;
     let hash = token.hash();
@@ -208,6 +208,7 @@ pub async fn refresh(
     let check = ProofCheck {
         state: &state,
         device: &device,
+        subject: format!("device:{}", device.id),
         token: &body.refresh_token,
         method: &ctx.method,
         url: ctx.url.clone(),
@@ -240,7 +241,10 @@ pub async fn refresh(
         RefreshOutcome::Reused => Err(fail(
             &state,
             &ctx.addr,
-            Some(&device.org_id),
+            Some(KnownCredential {
+                subject: &check.subject,
+                org_id: &device.org_id,
+            }),
             ErrorCode::RefreshTokenReused,
         )),
     }

@@ -1,5 +1,6 @@
 //! Fleet health for operators: devices online and last seen, SDK and model versions,
 //! latency percentiles per model version merged from histograms, quality, rollout progress.
+//! Percentiles and quality means weigh each device once, so one device cannot dominate them.
 
 use std::collections::BTreeMap;
 
@@ -95,25 +96,22 @@ pub async fn health(
             .or_insert_with(|| empty_health(&model, version))
             .devices_active = count;
     }
-    for (model, version, counts) in telemetry.latency {
+    for latency in telemetry.latency {
         versions
-            .entry((model.clone(), version))
-            .or_insert_with(|| empty_health(&model, version))
-            .latency = LatencySummary::from_counts(counts);
+            .entry((latency.model.clone(), latency.version))
+            .or_insert_with(|| empty_health(&latency.model, latency.version))
+            .latency = LatencySummary::from_devices(&latency.per_device);
     }
-    for (model, version, metric, sum, count) in telemetry.quality {
-        if count == 0 {
+    for quality in telemetry.quality {
+        let Some(summary) = QualitySummary::from_devices(quality.metric, &quality.per_device)
+        else {
             continue;
-        }
+        };
         versions
-            .entry((model.clone(), version))
-            .or_insert_with(|| empty_health(&model, version))
+            .entry((quality.model.clone(), quality.version))
+            .or_insert_with(|| empty_health(&quality.model, quality.version))
             .quality
-            .push(QualitySummary {
-                metric,
-                mean: sum / count as f64,
-                count,
-            });
+            .push(summary);
     }
     Ok(Json(FleetHealth {
         generated_at: now,

@@ -74,7 +74,7 @@ async fn manageable_key(
     state: &AppState,
     caller: &ApiCaller,
     key_id: String,
-) -> Result<ApiKeyRecord, ApiError> {
+) -> Result<(ApiKeyRecord, Role), ApiError> {
     let org_id = caller.org_id.clone();
     let (key, role) = state
         .blocking(move |s| {
@@ -94,7 +94,37 @@ async fn manageable_key(
             "the caller may not manage this member's keys",
         ));
     }
-    Ok(key)
+    Ok((key, role))
+}
+
+/// The scopes a key minted by `caller` for a holder with `holder_role` carries: the requested
+/// ones (default: all the holder's role allows that the caller holds), refused when any exceeds
+/// the holder's role or the calling key's own effective scope. Every path that mints an API key
+/// goes through here, so a key never yields a key wider than itself.
+pub fn grantable_scopes(
+    caller: &ApiCaller,
+    holder_role: Role,
+    requested: Option<Vec<Permission>>,
+) -> Result<Vec<Permission>, ApiError> {
+    let Some(mut scopes) = requested else {
+        return Ok(holder_role
+            .permissions()
+            .iter()
+            .copied()
+            .filter(|p| caller.has(*p))
+            .collect());
+    };
+    scopes.sort();
+    scopes.dedup();
+    if scopes
+        .iter()
+        .any(|p| !holder_role.allows(*p) || !caller.has(*p))
+    {
+        return Err(ApiError::forbidden(
+            "scope exceeds the member's role or the caller's own scope",
+        ));
+    }
+    Ok(scopes)
 }
 
 /// Lists API keys: Admins and Owners see the org's keys, Members their own.
@@ -144,28 +174,7 @@ pub async fn create_key(
             "the caller may not manage this member's keys",
         ));
     }
-    let scopes: Vec<Permission> = match body.scopes {
-        Some(mut scopes) => {
-            scopes.sort();
-            scopes.dedup();
-            if scopes
-                .iter()
-                .any(|p| !member.role.allows(*p) || !caller.has(*p))
-            {
-                return Err(ApiError::forbidden(
-                    "scope exceeds the member's role or the caller's own scope",
-                ));
-            }
-            scopes
-        }
-        None => member
-            .role
-            .permissions()
-            .iter()
-            .copied()
-            .filter(|p| caller.has(*p))
-            .collect(),
-    };
+    let scopes = grantable_scopes(&caller, member.role, body.scopes)?;
     let now = crate::now();
     let (record, secret) = mint_key(&state, &caller.org_id, &member.id, &body.name, scopes, now)?;
     let event = caller.event("api_key.create", format!("api_key:{}", record.id), now);
@@ -183,7 +192,7 @@ pub async fn create_key(
 }
 
 /// Rotates a key: a new key with the same holder, name and scope; the old one keeps working
-/// for the overlap window, then expires.
+/// for the overlap window, then expires. A key may only rotate keys no wider than itself.
 #[utoipa::path(post, path = "/v1/api-keys/{id}/rotate", tag = "api-keys", security(("api_key" = [])), request_body = RotateApiKeyRequest,
     params(("id" = String, Path, description = "Key id")),
     responses((status = 201, body = CreatedApiKey), (status = 404, body = edgekeep_protocol::ErrorBody), (status = 409, body = edgekeep_protocol::ErrorBody)))]
@@ -207,20 +216,29 @@ pub async fn rotate_key(
             "overlap_seconds must be at most 86400",
         ));
     }
-    let old = manageable_key(&state, &caller, key_id).await?;
+    let (old, holder) = manageable_key(&state, &caller, key_id).await?;
     if old.revoked_at.is_some() || old.replaced_by.is_some() {
         return Err(ApiError::new(
             edgekeep_protocol::ErrorCode::Conflict,
             "key was revoked or already rotated",
         ));
     }
+    let live_scopes = old
+        .scopes
+        .iter()
+        .copied()
+        .filter(|p| holder.allows(*p))
+        .collect();
+    let scopes = grantable_scopes(&caller, holder, Some(live_scopes)).map_err(|_| {
+        ApiError::forbidden("a key may not rotate a key with a wider scope than its own")
+    })?;
     let now = crate::now();
     let (record, secret) = mint_key(
         &state,
         &caller.org_id,
         &old.member_id,
         &old.name,
-        old.scopes.clone(),
+        scopes,
         now,
     )?;
     let event = caller.event(
@@ -253,7 +271,7 @@ pub async fn revoke_key(
     ApiPath(key_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Permission::KeysWrite)?;
-    let key = manageable_key(&state, &caller, key_id).await?;
+    let (key, _) = manageable_key(&state, &caller, key_id).await?;
     let now = crate::now();
     let event = caller.event("api_key.revoke", format!("api_key:{}", key.id), now);
     let org_id = caller.org_id.clone();

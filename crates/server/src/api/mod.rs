@@ -27,7 +27,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::auth::RequestId;
+use crate::auth::{ClientAddr, RequestId, SourceIp, source_ip};
 use crate::error::ApiError;
 
 /// A JSON body whose rejection is a `{code, message}` error.
@@ -70,6 +70,8 @@ pub struct ApiPath<T>(pub T);
         device::me,
         audit::export,
         audit::verify,
+        audit::checkpoint,
+        audit::verify_checkpoint,
         registry::register_publisher_key,
         registry::list_publisher_keys,
         registry::revoke_publisher_key,
@@ -142,6 +144,14 @@ async fn assign_request_id(
 ) -> Response {
     let id = state.new_id("req").unwrap_or_default();
     request.extensions_mut().insert(RequestId(id.clone()));
+    if let Some(peer) = request.extensions().get::<ClientAddr>().copied() {
+        let source = source_ip(
+            peer.0.ip(),
+            request.headers(),
+            &state.config().trusted_proxies,
+        );
+        request.extensions_mut().insert(SourceIp(source));
+    }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let started = std::time::Instant::now();
@@ -199,6 +209,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/device/me", get(device::me))
         .route("/v1/audit", get(audit::export))
         .route("/v1/audit/verify", get(audit::verify))
+        .route("/v1/audit/checkpoint", get(audit::checkpoint))
+        .route(
+            "/v1/audit/verify-checkpoint",
+            post(audit::verify_checkpoint),
+        )
         .route(
             "/v1/publisher-keys",
             get(registry::list_publisher_keys).post(registry::register_publisher_key),

@@ -8,6 +8,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use edgekeep_protocol::signing::SigningKey;
 
 use crate::artifact_store::ArtifactStore;
+use crate::audit_throttle::AuditThrottle;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::ratelimit::RateLimiter;
@@ -31,6 +32,7 @@ struct Inner {
     rng: SystemRandom,
     replay: ReplayCache,
     limits: Limits,
+    audit_throttle: AuditThrottle,
     key_last_touched: Mutex<HashMap<String, i64>>,
 }
 
@@ -39,12 +41,14 @@ struct Inner {
 pub struct Limits {
     /// Enrollment attempts per org.
     pub enroll_org: RateLimiter,
-    /// Enrollment attempts per address.
-    pub enroll_addr: RateLimiter,
     /// Authentication failures per org.
     pub fail_org: RateLimiter,
     /// Authentication failures per address.
     pub fail_addr: RateLimiter,
+    /// Authentication failures per known credential (API key, device, bootstrap token).
+    pub fail_credential: RateLimiter,
+    /// Latency and quality samples per device (bounds what one device adds to aggregates).
+    pub telemetry_samples: RateLimiter,
 }
 
 impl AppState {
@@ -59,9 +63,14 @@ impl AppState {
     ) -> Self {
         let limits = Limits {
             enroll_org: RateLimiter::per_minute(config.rate_limits.enrollments_per_org),
-            enroll_addr: RateLimiter::per_minute(config.rate_limits.enrollments_per_address),
             fail_org: RateLimiter::per_minute(config.rate_limits.auth_failures_per_org),
             fail_addr: RateLimiter::per_minute(config.rate_limits.auth_failures_per_address),
+            fail_credential: RateLimiter::per_minute(
+                config.rate_limits.auth_failures_per_credential,
+            ),
+            telemetry_samples: RateLimiter::per_hour(
+                config.rate_limits.telemetry_samples_per_device_hour,
+            ),
         };
         Self {
             inner: Arc::new(Inner {
@@ -74,6 +83,7 @@ impl AppState {
                 secret,
                 rng: SystemRandom::new(),
                 limits,
+                audit_throttle: AuditThrottle::new(std::time::Duration::from_secs(60)),
                 key_last_touched: Mutex::new(HashMap::new()),
             }),
         }
@@ -165,6 +175,15 @@ impl AppState {
     pub async fn audit(&self, event: AuditEvent) -> Result<(), ApiError> {
         self.blocking(move |s| s.append_audit(std::slice::from_ref(&event)))
             .await
+    }
+
+    /// Appends the audit event of a rejected attempt, aggregating identical ones
+    /// ([`AuditThrottle`]): a flood of one refused request writes one row per minute.
+    pub async fn audit_rejection(&self, event: AuditEvent) -> Result<(), ApiError> {
+        match self.inner.audit_throttle.admit(event) {
+            Some(event) => self.audit(event).await,
+            None => Ok(()),
+        }
     }
 
     /// Whether an API key's last-used time should be written now (at most once a minute).

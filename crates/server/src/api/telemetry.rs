@@ -36,6 +36,16 @@ pub async fn ingest(
         ),
     })?;
     let device = caller.device;
+    if !state
+        .limits()
+        .telemetry_samples
+        .try_acquire_n(&device.id, batch.samples())
+    {
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "the device reported more samples this hour than any device makes",
+        ));
+    }
     let mut models: Vec<(String, u64)> = batch
         .models()
         .into_iter()

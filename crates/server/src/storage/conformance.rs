@@ -281,11 +281,13 @@ pub fn suite(s: &dyn Storage) {
     }
     assert!(!actions.contains(&"x"), "a refused change was audited");
     assert_eq!(
-        verify_org(s, "org1").unwrap().result,
+        verify_org(s, &crate::audit::AuditKey::derive(&[3; 32]), "org1", None)
+            .unwrap()
+            .result,
         Ok(entries.len() as u64)
     );
     assert_eq!(
-        s.audit_head("org1").unwrap().unwrap().0,
+        s.audit_head("org1").unwrap().unwrap().seq,
         entries.len() as i64
     );
     assert!(
@@ -442,11 +444,15 @@ pub fn fleet_suite(s: &dyn Storage) {
     let window = s.telemetry_window("org1", 0).unwrap();
     assert_eq!(
         window.latency,
-        vec![("kws".to_owned(), 2, {
-            let mut c = [0u64; 12];
-            c[0] = 3;
-            c
-        })]
+        vec![super::VersionLatency {
+            model: "kws".to_owned(),
+            version: 2,
+            per_device: vec![{
+                let mut c = [0u64; 12];
+                c[0] = 3;
+                c
+            }],
+        }]
     );
     assert!(s.telemetry_window("org2", 0).unwrap().latency.is_empty());
     assert_eq!(
@@ -476,7 +482,9 @@ pub fn fleet_suite(s: &dyn Storage) {
         ]
     );
     assert_eq!(
-        verify_org(s, "org1").unwrap().result,
+        verify_org(s, &crate::audit::AuditKey::derive(&[3; 32]), "org1", None)
+            .unwrap()
+            .result,
         Ok(entries.len() as u64)
     );
 }
@@ -484,7 +492,12 @@ pub fn fleet_suite(s: &dyn Storage) {
 #[test]
 fn sqlite_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = SqliteStorage::open(&dir.path().join("db.sqlite"), 2).unwrap();
+    let storage = SqliteStorage::open(
+        &dir.path().join("db.sqlite"),
+        2,
+        crate::audit::AuditKey::derive(&[3; 32]),
+    )
+    .unwrap();
     suite(&storage);
     fleet_suite(&storage);
 }

@@ -107,13 +107,38 @@ pub struct RolloutChange {
     pub at: i64,
 }
 
-/// Aggregated telemetry of one org since a time.
+/// Latency of one model version since a time: each device's counts merged over the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionLatency {
+    /// Model name.
+    pub model: String,
+    /// Version.
+    pub version: u64,
+    /// One merged histogram per reporting device, in device id order.
+    pub per_device: Vec<[u64; LATENCY_BUCKETS]>,
+}
+
+/// One quality measure of one model version since a time, per device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionQuality {
+    /// Model name.
+    pub model: String,
+    /// Version.
+    pub version: u64,
+    /// The measure.
+    pub metric: QualityMetric,
+    /// `(sum, count)` per reporting device, in device id order.
+    pub per_device: Vec<(f64, u64)>,
+}
+
+/// Telemetry of one org since a time, kept per device so that aggregates can weigh devices
+/// rather than samples.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TelemetryWindow {
-    /// Merged latency counts per model version.
-    pub latency: Vec<(String, u64, [u64; LATENCY_BUCKETS])>,
-    /// Quality sums and counts per model version and metric.
-    pub quality: Vec<(String, u64, QualityMetric, f64, u64)>,
+    /// Latency per model version, in (model, version) order.
+    pub latency: Vec<VersionLatency>,
+    /// Quality per model version and metric, in (model, version, metric) order.
+    pub quality: Vec<VersionQuality>,
 }
 
 /// Storage of the registry, rollouts and telemetry; every method is scoped to an org.

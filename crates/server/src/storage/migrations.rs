@@ -1,8 +1,9 @@
 //! Numbered, append-only schema migrations, tracked in `PRAGMA user_version`.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, params};
 
 use super::StorageError;
+use crate::audit::AuditKey;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`. Never edit one; append.
 const MIGRATIONS: &[&str] = &[
@@ -190,13 +191,42 @@ CREATE TABLE telemetry_health (
 );
 CREATE INDEX telemetry_health_org ON telemetry_health(org_id, at);
 "#,
+    r#"
+ALTER TABLE audit_heads ADD COLUMN mac TEXT NOT NULL DEFAULT '';
+"#,
 ];
+
+/// A migration step that needs more than SQL, run in the same transaction right after the
+/// SQL of the migration with the same index.
+type Step = fn(&Transaction<'_>, &AuditKey) -> Result<(), StorageError>;
+
+/// Steps by migration index.
+const STEPS: &[(usize, Step)] = &[(AUTHENTICATE_HEADS, authenticate_heads)];
+
+/// The migration that gives every audit chain head its authentication code.
+const AUTHENTICATE_HEADS: usize = 2;
+
+/// Authenticates the heads of chains written before heads carried an HMAC. Runs once, in the
+/// upgrade's transaction: an attacker cannot later blank a code to have it recomputed.
+fn authenticate_heads(tx: &Transaction<'_>, key: &AuditKey) -> Result<(), StorageError> {
+    let heads: Vec<(String, i64, String)> = tx
+        .prepare("SELECT org_id, seq, hash FROM audit_heads")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (org_id, seq, hash) in heads {
+        tx.execute(
+            "UPDATE audit_heads SET mac = ?2 WHERE org_id = ?1",
+            params![org_id, key.head_mac(&org_id, seq, &hash)],
+        )?;
+    }
+    Ok(())
+}
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Applies every migration the database has not seen yet, each in its own transaction.
-pub fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
+pub fn migrate(conn: &mut Connection, key: &AuditKey) -> Result<(), StorageError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if current > SCHEMA_VERSION {
         return Err(StorageError::SchemaTooNew(current));
@@ -204,6 +234,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StorageError> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        for (_, step) in STEPS.iter().filter(|(at, _)| *at == index) {
+            step(&tx, key)?;
+        }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }
@@ -216,9 +249,10 @@ mod tests {
 
     #[test]
     fn migrating_twice_is_a_no_op_and_too_new_is_refused() {
+        let key = AuditKey::derive(&[1; 32]);
         let mut conn = Connection::open_in_memory().unwrap();
-        migrate(&mut conn).unwrap();
-        migrate(&mut conn).unwrap();
+        migrate(&mut conn, &key).unwrap();
+        migrate(&mut conn, &key).unwrap();
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
@@ -226,7 +260,7 @@ mod tests {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();
         assert!(matches!(
-            migrate(&mut conn),
+            migrate(&mut conn, &key),
             Err(StorageError::SchemaTooNew(_))
         ));
     }

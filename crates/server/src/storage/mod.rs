@@ -13,9 +13,9 @@ mod sqlite_fleet;
 
 pub use fleet::{
     DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
-    RolloutRecord, TelemetryWindow,
+    RolloutRecord, TelemetryWindow, VersionLatency, VersionQuality,
 };
-pub use sqlite::SqliteStorage;
+pub use sqlite::{SqliteStorage, restrict_to_owner};
 
 use edgekeep_protocol::api::{AuditEntry, Permission, Role};
 
@@ -31,6 +31,9 @@ pub enum StorageError {
     /// The database schema is newer than this binary understands.
     #[error("database schema version {0} is newer than supported")]
     SchemaTooNew(i64),
+    /// A file operation on the database failed.
+    #[error("database file: {0}")]
+    Io(String),
 }
 
 /// An org.
@@ -156,6 +159,17 @@ pub struct DeviceTokenRecord {
     pub used_at: Option<i64>,
     /// When the family was revoked.
     pub revoked_at: Option<i64>,
+}
+
+/// The recorded head of an org's audit chain, authenticated with the [`crate::audit::AuditKey`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    /// Sequence number of the newest entry.
+    pub seq: i64,
+    /// Its hash.
+    pub hash: String,
+    /// HMAC over the org, `seq` and `hash` (hex).
+    pub mac: String,
 }
 
 /// One event to append to an org's audit chain.
@@ -320,6 +334,6 @@ pub trait Storage: FleetStorage + Send + Sync + 'static {
         from: Option<i64>,
         to: Option<i64>,
     ) -> Result<Vec<AuditEntry>, StorageError>;
-    /// The recorded head `(seq, hash)` of an org's audit chain.
-    fn audit_head(&self, org_id: &str) -> Result<Option<(i64, String)>, StorageError>;
+    /// The recorded head of an org's audit chain.
+    fn audit_head(&self, org_id: &str) -> Result<Option<AuditHead>, StorageError>;
 }

@@ -9,13 +9,14 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
 
 use super::{
-    ApiKeyRecord, AuditEvent, BootstrapRecord, DeviceRecord, DeviceTokenKind, DeviceTokenRecord,
-    MemberRecord, OrgRecord, RefreshOutcome, Storage, StorageError,
+    ApiKeyRecord, AuditEvent, AuditHead, BootstrapRecord, DeviceRecord, DeviceTokenKind,
+    DeviceTokenRecord, MemberRecord, OrgRecord, RefreshOutcome, Storage, StorageError,
 };
-use crate::audit::{GENESIS_HASH, entry_hash};
+use crate::audit::{AuditKey, GENESIS_HASH, entry_hash};
 
 /// SQLite-backed storage. Writes are serialized on one connection; reads use a small pool.
 pub struct SqliteStorage {
+    pub(super) audit_key: AuditKey,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
@@ -39,15 +40,17 @@ fn lock(mutex: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path`, applies migrations and opens
-    /// `readers` read-only connections.
-    pub fn open(path: &Path, readers: usize) -> Result<Self, StorageError> {
+    /// `readers` read-only connections. `audit_key` authenticates audit chain heads. The file
+    /// and its WAL are readable by the owner only.
+    pub fn open(path: &Path, readers: usize, audit_key: AuditKey) -> Result<Self, StorageError> {
         let mut writer = Connection::open(path)?;
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "NORMAL")?;
         writer.pragma_update(None, "foreign_keys", "ON")?;
         writer.pragma_update(None, "secure_delete", "ON")?;
         writer.busy_timeout(std::time::Duration::from_secs(5))?;
-        super::migrations::migrate(&mut writer)?;
+        super::migrations::migrate(&mut writer, &audit_key)?;
+        restrict_to_owner(path)?;
         let readers = (0..readers.max(1))
             .map(|_| {
                 let conn = Connection::open_with_flags(
@@ -59,6 +62,7 @@ impl SqliteStorage {
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
         Ok(Self {
+            audit_key,
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
@@ -85,6 +89,25 @@ impl SqliteStorage {
         tx.commit()?;
         Ok(out)
     }
+}
+
+/// Makes the database and its `-wal` and `-shm` files readable and writable by the owner only.
+pub fn restrict_to_owner(path: &Path) -> Result<(), StorageError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut paths = vec![path.to_path_buf()];
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            paths.push(name.into());
+        }
+        for file in paths.iter().filter(|p| p.exists()) {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StorageError::Io(e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -199,8 +222,10 @@ fn audit_row(row: &Row<'_>) -> rusqlite::Result<AuditEntry> {
 
 pub(super) fn append_audit_tx(
     tx: &Transaction<'_>,
+    key: &AuditKey,
     event: &AuditEvent,
 ) -> Result<(), StorageError> {
+    let event = &crate::audit::safe_event(event);
     let head: Option<(i64, String)> = tx
         .query_row(
             "SELECT seq, hash FROM audit_heads WHERE org_id = ?1",
@@ -227,10 +252,12 @@ pub(super) fn append_audit_tx(
             hash
         ],
     )?;
+    let mac = key.head_mac(&event.org_id, seq, &hash);
     tx.execute(
-        "INSERT INTO audit_heads (org_id, seq, hash) VALUES (?1, ?2, ?3) \
-         ON CONFLICT(org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        params![event.org_id, seq, hash],
+        "INSERT INTO audit_heads (org_id, seq, hash, mac) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT(org_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, \
+         mac = excluded.mac",
+        params![event.org_id, seq, hash, mac],
     )?;
     Ok(())
 }
@@ -323,7 +350,7 @@ impl Storage for SqliteStorage {
             insert_key_tx(tx, key)?;
             audit
                 .iter()
-                .try_for_each(|event| append_audit_tx(tx, event))
+                .try_for_each(|event| append_audit_tx(tx, &self.audit_key, event))
         })
     }
 
@@ -379,7 +406,7 @@ impl Storage for SqliteStorage {
     fn insert_member(&self, member: &MemberRecord, audit: &AuditEvent) -> Result<(), StorageError> {
         self.write(|tx| {
             insert_member_tx(tx, member)?;
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -401,7 +428,7 @@ impl Storage for SqliteStorage {
             if owner_count(tx, org_id)? == 0 {
                 return Err(StorageError::Conflict("an org keeps at least one owner"));
             }
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -429,14 +456,14 @@ impl Storage for SqliteStorage {
                  AND revoked_at IS NULL",
                 params![org_id, member_id, at],
             )?;
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
     fn insert_api_key(&self, key: &ApiKeyRecord, audit: &AuditEvent) -> Result<(), StorageError> {
         self.write(|tx| {
             insert_key_tx(tx, key)?;
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -498,7 +525,7 @@ impl Storage for SqliteStorage {
             if changed == 0 {
                 return Err(StorageError::Conflict("key was revoked or already rotated"));
             }
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -516,7 +543,7 @@ impl Storage for SqliteStorage {
                 params![org_id, key_id, at],
             )?;
             if changed > 0 {
-                append_audit_tx(tx, audit)?;
+                append_audit_tx(tx, &self.audit_key, audit)?;
             }
             Ok(changed > 0)
         })
@@ -551,7 +578,7 @@ impl Storage for SqliteStorage {
                     token.used_at
                 ],
             )?;
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -613,7 +640,7 @@ impl Storage for SqliteStorage {
             tokens
                 .iter()
                 .try_for_each(|token| insert_device_token_tx(tx, token))?;
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -669,7 +696,7 @@ impl Storage for SqliteStorage {
                 new_tokens
                     .iter()
                     .try_for_each(|token| insert_device_token_tx(tx, token))?;
-                append_audit_tx(tx, audit)?;
+                append_audit_tx(tx, &self.audit_key, audit)?;
                 return Ok(RefreshOutcome::Rotated);
             }
             tx.execute(
@@ -677,7 +704,7 @@ impl Storage for SqliteStorage {
                  (SELECT family FROM device_tokens WHERE hash = ?1)",
                 params![old_hash.as_slice(), now],
             )?;
-            append_audit_tx(tx, reuse_audit)?;
+            append_audit_tx(tx, &self.audit_key, reuse_audit)?;
             Ok(RefreshOutcome::Reused)
         })
     }
@@ -718,7 +745,7 @@ impl Storage for SqliteStorage {
                 params![org_id, device_id, at],
             )?;
             if changed > 0 {
-                append_audit_tx(tx, audit)?;
+                append_audit_tx(tx, &self.audit_key, audit)?;
             }
             Ok(changed > 0)
         })
@@ -737,7 +764,7 @@ impl Storage for SqliteStorage {
                  AND revoked_at IS NULL",
                 params![org_id, group, at],
             )?;
-            append_audit_tx(tx, audit)?;
+            append_audit_tx(tx, &self.audit_key, audit)?;
             Ok(changed as u64)
         })
     }
@@ -746,7 +773,7 @@ impl Storage for SqliteStorage {
         self.write(|tx| {
             events
                 .iter()
-                .try_for_each(|event| append_audit_tx(tx, event))
+                .try_for_each(|event| append_audit_tx(tx, &self.audit_key, event))
         })
     }
 
@@ -770,13 +797,19 @@ impl Storage for SqliteStorage {
         Ok(rows)
     }
 
-    fn audit_head(&self, org_id: &str) -> Result<Option<(i64, String)>, StorageError> {
+    fn audit_head(&self, org_id: &str) -> Result<Option<AuditHead>, StorageError> {
         let conn = self.read();
         Ok(conn
             .query_row(
-                "SELECT seq, hash FROM audit_heads WHERE org_id = ?1",
+                "SELECT seq, hash, mac FROM audit_heads WHERE org_id = ?1",
                 [org_id],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| {
+                    Ok(AuditHead {
+                        seq: row.get(0)?,
+                        hash: row.get(1)?,
+                        mac: row.get(2)?,
+                    })
+                },
             )
             .optional()?)
     }

@@ -9,7 +9,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::fleet::{
     DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
-    RolloutRecord, TelemetryWindow,
+    RolloutRecord, TelemetryWindow, VersionLatency, VersionQuality,
 };
 use super::sqlite::{append_audit_tx, bad};
 use super::{AuditEvent, SqliteStorage, StorageError};
@@ -208,7 +208,7 @@ impl FleetStorage for SqliteStorage {
             if inserted == 0 {
                 return Err(StorageError::Conflict("publisher key already registered"));
             }
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -248,7 +248,7 @@ impl FleetStorage for SqliteStorage {
                 params![org_id, key_id, at],
             )?;
             if changed > 0 {
-                append_audit_tx(tx, audit)?;
+                append_audit_tx(tx, &self.audit_key, audit)?;
             }
             Ok(changed > 0)
         })
@@ -291,7 +291,7 @@ impl FleetStorage for SqliteStorage {
             if inserted == 0 {
                 return Err(StorageError::Conflict("artifact already uploaded"));
             }
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -352,7 +352,7 @@ impl FleetStorage for SqliteStorage {
                 params![org_id, model, version as i64, at, by],
             )?;
             if changed > 0 {
-                append_audit_tx(tx, audit)?;
+                append_audit_tx(tx, &self.audit_key, audit)?;
             }
             Ok(changed > 0)
         })
@@ -378,7 +378,7 @@ impl FleetStorage for SqliteStorage {
                     r.updated_at
                 ],
             )?;
-            append_audit_tx(tx, audit)
+            append_audit_tx(tx, &self.audit_key, audit)
         })
     }
 
@@ -426,7 +426,7 @@ impl FleetStorage for SqliteStorage {
                     change.at
                 ],
             )?;
-            append_audit_tx(tx, audit)?;
+            append_audit_tx(tx, &self.audit_key, audit)?;
             Ok(true)
         })
     }
@@ -600,43 +600,76 @@ impl FleetStorage for SqliteStorage {
     }
 
     fn telemetry_window(&self, org_id: &str, since: i64) -> Result<TelemetryWindow, StorageError> {
+        type DeviceKey = (String, u64, String);
         let conn = self.read();
-        let mut merged: std::collections::BTreeMap<(String, u64), [u64; LATENCY_BUCKETS]> =
+        let mut merged: std::collections::BTreeMap<DeviceKey, [u64; LATENCY_BUCKETS]> =
             Default::default();
         let mut stmt = conn.prepare_cached(
-            "SELECT model, version, counts FROM telemetry_latency WHERE org_id = ?1 AND at >= ?2",
+            "SELECT model, version, device_id, counts FROM telemetry_latency \
+             WHERE org_id = ?1 AND at >= ?2",
         )?;
         let mut rows = stmt.query(params![org_id, since])?;
         while let Some(row) = rows.next()? {
             let counts: [u64; LATENCY_BUCKETS] =
-                json_col(row, 2)?.ok_or_else(|| bad(2, "counts"))?;
-            let key = (row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64);
+                json_col(row, 3)?.ok_or_else(|| bad(3, "counts"))?;
+            let key = (
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)? as u64,
+                row.get::<_, String>(2)?,
+            );
             let total = merged.entry(key).or_insert([0; LATENCY_BUCKETS]);
             for (sum, count) in total.iter_mut().zip(counts) {
                 *sum = sum.saturating_add(count);
             }
         }
+        let mut latency: Vec<VersionLatency> = Vec::new();
+        for ((model, version, _device), counts) in merged {
+            match latency.last_mut() {
+                Some(last) if last.model == model && last.version == version => {
+                    last.per_device.push(counts);
+                }
+                _ => latency.push(VersionLatency {
+                    model,
+                    version,
+                    per_device: vec![counts],
+                }),
+            }
+        }
         let mut stmt = conn.prepare_cached(
-            "SELECT model, version, metric, SUM(sum), SUM(count) FROM telemetry_quality \
-             WHERE org_id = ?1 AND at >= ?2 GROUP BY model, version, metric \
-             ORDER BY model, version, metric",
+            "SELECT model, version, metric, device_id, SUM(sum), SUM(count) \
+             FROM telemetry_quality WHERE org_id = ?1 AND at >= ?2 \
+             GROUP BY model, version, metric, device_id \
+             ORDER BY model, version, metric, device_id",
         )?;
-        let quality = stmt
+        let rows = stmt
             .query_map(params![org_id, since], |row| {
                 let metric: String = row.get(2)?;
                 Ok((
-                    row.get(0)?,
+                    row.get::<_, String>(0)?,
                     row.get::<_, i64>(1)? as u64,
                     metric_from(&metric).ok_or_else(|| bad(2, "unknown metric"))?,
-                    row.get(3)?,
-                    row.get::<_, i64>(4)? as u64,
+                    row.get::<_, f64>(4)?,
+                    row.get::<_, i64>(5)? as u64,
                 ))
             })?
-            .collect::<Result<_, _>>()?;
-        Ok(TelemetryWindow {
-            latency: merged.into_iter().map(|((m, v), c)| (m, v, c)).collect(),
-            quality,
-        })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut quality: Vec<VersionQuality> = Vec::new();
+        for (model, version, metric, sum, count) in rows {
+            match quality.last_mut() {
+                Some(last)
+                    if last.model == model && last.version == version && last.metric == metric =>
+                {
+                    last.per_device.push((sum, count));
+                }
+                _ => quality.push(VersionQuality {
+                    model,
+                    version,
+                    metric,
+                    per_device: vec![(sum, count)],
+                }),
+            }
+        }
+        Ok(TelemetryWindow { latency, quality })
     }
 
     fn purge_telemetry(&self, before: i64) -> Result<u64, StorageError> {

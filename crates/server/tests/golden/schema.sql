@@ -1,4 +1,4 @@
--- user_version = 2
+-- user_version = 3
 CREATE INDEX api_keys_org ON api_keys(org_id);
 CREATE INDEX audit_log_time ON audit_log(org_id, at);
 CREATE INDEX device_status_org ON device_status(org_id);
@@ -29,7 +29,7 @@ CREATE TABLE audit_heads (
     org_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
     hash TEXT NOT NULL
-);
+, mac TEXT NOT NULL DEFAULT '');
 CREATE TABLE audit_log (
     org_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
