@@ -48,6 +48,10 @@ enum Command {
         /// Public base URL devices use (what their proofs name).
         #[arg(long)]
         public_url: Option<String>,
+        /// Address of a load balancer or proxy whose `X-Forwarded-For` names the client for
+        /// rate limits (repeatable). Without it the header is ignored.
+        #[arg(long = "trusted-proxy")]
+        trusted_proxies: Vec<std::net::IpAddr>,
     },
     /// Org administration.
     Org {
@@ -137,11 +141,13 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             tls_cert,
             tls_key,
             public_url,
+            trusted_proxies,
         } => {
             let mut config = ServerConfig::new(data, listen);
             config.tls_cert = tls_cert;
             config.tls_key = tls_key;
             config.public_url = public_url;
+            config.trusted_proxies = trusted_proxies;
             let server = edgekeep_server::Server::start(config).await?;
             println!("listening on {}", server.base_url());
             tokio::signal::ctrl_c().await?;
