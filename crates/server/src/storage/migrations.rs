@@ -248,6 +248,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn upgrading_authenticates_existing_heads_once() {
+        let key = AuditKey::derive(&[1; 32]);
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..AUTHENTICATE_HEADS] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", AUTHENTICATE_HEADS as i64)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO audit_heads (org_id, seq, hash) VALUES ('org1', 7, 'abc')",
+            [],
+        )
+        .unwrap();
+        migrate(&mut conn, &key).unwrap();
+        let mac: String = conn
+            .query_row(
+                "SELECT mac FROM audit_heads WHERE org_id = 'org1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(mac, key.head_mac("org1", 7, "abc"));
+        // A code blanked later is not recomputed by opening again.
+        conn.execute("UPDATE audit_heads SET mac = ''", []).unwrap();
+        migrate(&mut conn, &key).unwrap();
+        let mac: String = conn
+            .query_row("SELECT mac FROM audit_heads", [], |r| r.get(0))
+            .unwrap();
+        assert!(mac.is_empty());
+    }
+
+    #[test]
     fn migrating_twice_is_a_no_op_and_too_new_is_refused() {
         let key = AuditKey::derive(&[1; 32]);
         let mut conn = Connection::open_in_memory().unwrap();
