@@ -392,20 +392,36 @@ pub struct ArtifactBundle<'a> {
     pub ciphertext: &'a [u8],
 }
 
-/// Parses an upload bundle from untrusted bytes. Bounds are checked before anything is
-/// allocated: the total against `max_ciphertext_len` (capped at [`MAX_CIPHERTEXT_LEN`]), the
-/// manifest against [`MAX_MANIFEST_LEN`]. Checks the manifest grammar and the ciphertext's
-/// length and hash against it; does not check the signature (see [`SignedManifest::verify`]).
-pub fn parse_bundle(
-    bytes: &[u8],
+/// The header of an upload bundle: everything before the ciphertext.
+#[derive(Debug)]
+pub struct BundleHead {
+    /// The signed manifest (signature not yet checked).
+    pub manifest: SignedManifest,
+    /// The content key.
+    pub content_key: ContentKey,
+    /// Where the ciphertext starts in the bundle.
+    pub ciphertext_offset: usize,
+}
+
+/// The longest bundle header: magic, manifest length, manifest and content key.
+pub const MAX_BUNDLE_HEAD_LEN: usize = BUNDLE_MAGIC.len() + 4 + MAX_MANIFEST_LEN + CONTENT_KEY_LEN;
+
+/// Parses a bundle's header from its first bytes (`head`, at least the whole header) given the
+/// bundle's total length, without the ciphertext: lets a receiver keep the ciphertext on disk.
+/// Checks the bounds (`max_ciphertext_len`, capped at [`MAX_CIPHERTEXT_LEN`], and
+/// [`MAX_MANIFEST_LEN`]), the manifest grammar and the ciphertext length against it; the
+/// ciphertext's hash and the signature are checked later ([`open_artifact_in_place`],
+/// [`SignedManifest::verify`]).
+pub fn parse_bundle_head(
+    head: &[u8],
+    total_len: u64,
     max_ciphertext_len: u64,
-) -> Result<ArtifactBundle<'_>, ArtifactError> {
+) -> Result<BundleHead, ArtifactError> {
     let max = max_ciphertext_len.min(MAX_CIPHERTEXT_LEN);
-    let overhead = (BUNDLE_MAGIC.len() + 4 + MAX_MANIFEST_LEN + CONTENT_KEY_LEN) as u64;
-    if bytes.len() as u64 > max.saturating_add(overhead) {
+    if total_len > max.saturating_add(MAX_BUNDLE_HEAD_LEN as u64) {
         return Err(ArtifactError::TooLarge);
     }
-    let rest = bytes
+    let rest = head
         .strip_prefix(&BUNDLE_MAGIC)
         .ok_or(ArtifactError::Malformed("magic"))?;
     let (len, rest) = rest
@@ -415,29 +431,48 @@ pub fn parse_bundle(
     if manifest_len > MAX_MANIFEST_LEN {
         return Err(ArtifactError::Malformed("manifest too long"));
     }
-    if rest.len() < manifest_len + CONTENT_KEY_LEN {
+    let ciphertext_offset = BUNDLE_MAGIC.len() + 4 + manifest_len + CONTENT_KEY_LEN;
+    if rest.len() < manifest_len + CONTENT_KEY_LEN || total_len < ciphertext_offset as u64 {
         return Err(ArtifactError::Malformed("truncated"));
     }
     let (manifest_bytes, rest) = rest.split_at(manifest_len);
-    let (key, ciphertext) = rest.split_at(CONTENT_KEY_LEN);
-    if ciphertext.len() as u64 > max {
+    let ciphertext_len = total_len - ciphertext_offset as u64;
+    if ciphertext_len > max {
         return Err(ArtifactError::TooLarge);
     }
     let manifest: SignedManifest = serde_json::from_slice(manifest_bytes)
         .map_err(|_| ArtifactError::Malformed("manifest JSON"))?;
     manifest.manifest.validate()?;
-    if manifest.manifest.ciphertext_len != ciphertext.len() as u64
-        || manifest.manifest.ciphertext_sha256 != sha256_hex(ciphertext)
-    {
+    if manifest.manifest.ciphertext_len != ciphertext_len {
         return Err(ArtifactError::Tampered);
     }
     let mut raw = [0u8; CONTENT_KEY_LEN];
-    raw.copy_from_slice(key);
+    raw.copy_from_slice(&rest[..CONTENT_KEY_LEN]);
     let content_key = ContentKey::from_bytes(raw);
     raw.iter_mut().for_each(|b| *b = 0);
-    Ok(ArtifactBundle {
+    Ok(BundleHead {
         manifest,
         content_key,
+        ciphertext_offset,
+    })
+}
+
+/// Parses an upload bundle from untrusted bytes. Bounds are checked before anything is
+/// allocated: the total against `max_ciphertext_len` (capped at [`MAX_CIPHERTEXT_LEN`]), the
+/// manifest against [`MAX_MANIFEST_LEN`]. Checks the manifest grammar and the ciphertext's
+/// length and hash against it; does not check the signature (see [`SignedManifest::verify`]).
+pub fn parse_bundle(
+    bytes: &[u8],
+    max_ciphertext_len: u64,
+) -> Result<ArtifactBundle<'_>, ArtifactError> {
+    let head = parse_bundle_head(bytes, bytes.len() as u64, max_ciphertext_len)?;
+    let ciphertext = &bytes[head.ciphertext_offset..];
+    if head.manifest.manifest.ciphertext_sha256 != sha256_hex(ciphertext) {
+        return Err(ArtifactError::Tampered);
+    }
+    Ok(ArtifactBundle {
+        manifest: head.manifest,
+        content_key: head.content_key,
         ciphertext,
     })
 }
@@ -449,33 +484,58 @@ pub fn open_artifact(
     key: &ContentKey,
     ciphertext: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, ArtifactError> {
+    check_ciphertext(manifest, ciphertext)?;
+    open_checked(manifest, key, Zeroizing::new(ciphertext.to_vec()))
+}
+
+/// [`open_artifact`] decrypting in the ciphertext's own buffer: one artifact-sized allocation
+/// instead of two (for receivers that hold the ciphertext elsewhere, e.g. on disk).
+pub fn open_artifact_in_place(
+    manifest: &ArtifactManifest,
+    key: &ContentKey,
+    ciphertext: Vec<u8>,
+) -> Result<Zeroizing<Vec<u8>>, ArtifactError> {
+    let ciphertext = Zeroizing::new(ciphertext);
+    check_ciphertext(manifest, &ciphertext)?;
+    open_checked(manifest, key, ciphertext)
+}
+
+fn check_ciphertext(manifest: &ArtifactManifest, ciphertext: &[u8]) -> Result<(), ArtifactError> {
     if ciphertext.len() as u64 != manifest.ciphertext_len
         || ciphertext.len() < NONCE_LEN + TAG_LEN
         || sha256_hex(ciphertext) != manifest.ciphertext_sha256
     {
         return Err(ArtifactError::Tampered);
     }
-    let (nonce, sealed) = ciphertext.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| ArtifactError::Tampered)?;
+    Ok(())
+}
+
+fn open_checked(
+    manifest: &ArtifactManifest,
+    key: &ContentKey,
+    mut buffer: Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, ArtifactError> {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce.copy_from_slice(&buffer[..NONCE_LEN]);
     let opener = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| ArtifactError::Tampered)?,
     );
-    let mut body = Zeroizing::new(sealed.to_vec());
-    let plain = opener
-        .open_in_place(
-            nonce,
+    let plain_len = opener
+        .open_within(
+            Nonce::assume_unique_for_key(nonce),
             Aad::from(content_aad(&manifest.model, manifest.version)),
-            body.as_mut_slice(),
+            buffer.as_mut_slice(),
+            NONCE_LEN..,
         )
-        .map_err(|_| ArtifactError::Tampered)?;
-    if plain.len() as u64 != manifest.plaintext_len
-        || sha256_hex(plain) != manifest.plaintext_sha256
+        .map_err(|_| ArtifactError::Tampered)?
+        .len();
+    buffer.truncate(plain_len);
+    if plain_len as u64 != manifest.plaintext_len
+        || sha256_hex(&buffer) != manifest.plaintext_sha256
     {
         return Err(ArtifactError::Tampered);
     }
-    let len = plain.len();
-    body.truncate(len);
-    Ok(body)
+    Ok(buffer)
 }
 
 fn wrap_aad(artifact_id: &str, device_id: &str) -> Vec<u8> {

@@ -68,6 +68,8 @@ pub enum ErrorCode {
     TelemetryInvalid,
     /// The requested byte range lies outside the artifact.
     RangeNotSatisfiable,
+    /// The request body did not arrive within the server's time limit.
+    RequestTimeout,
     /// An unexpected server-side failure. Details are only in the server log.
     Internal,
 }
@@ -104,6 +106,7 @@ impl ErrorCode {
         Self::NotAssigned,
         Self::TelemetryInvalid,
         Self::RangeNotSatisfiable,
+        Self::RequestTimeout,
         Self::Internal,
     ];
 
@@ -111,6 +114,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             Self::BadRequest | Self::ArtifactMalformed => 400,
+            Self::RequestTimeout => 408,
             Self::PayloadTooLarge => 413,
             Self::RangeNotSatisfiable => 416,
             Self::ArtifactSignatureInvalid
@@ -172,6 +176,7 @@ impl ErrorCode {
             Self::NotAssigned => "not_assigned",
             Self::TelemetryInvalid => "telemetry_invalid",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
+            Self::RequestTimeout => "request_timeout",
             Self::Internal => "internal",
         }
     }

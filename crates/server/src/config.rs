@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Limits on enrollment and on authentication failures, as token buckets refilled per minute
 /// (the burst equals the per-minute figure).
@@ -30,6 +31,69 @@ impl Default for RateLimits {
             auth_failures_per_credential: 30,
             telemetry_samples_per_device_hour: 1 << 22,
         }
+    }
+}
+
+/// Limits on connections and request bodies: what one client may hold open and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections at most (TLS handshakes included). When full, the connection idle the
+    /// longest is closed to admit a new one; when none is idle, the new one is refused. `None`:
+    /// three quarters of the process's file limit, at most 4,096.
+    pub max_connections: Option<usize>,
+    /// How long a client may take to complete the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long a client may take to send a whole JSON request body.
+    pub body_timeout: Duration,
+    /// Slowest accepted artifact upload, bytes per second: an upload of `n` bytes may take
+    /// `body_timeout + n / min_upload_rate` seconds.
+    pub min_upload_rate: u64,
+    /// Largest JSON request body, bytes (refused early on `Content-Length`).
+    pub max_json_body: usize,
+    /// Concurrent HTTP/2 streams per connection.
+    pub max_streams_per_connection: u32,
+    /// Uploads one org may have in progress at once.
+    pub uploads_per_org: usize,
+    /// Uploads checked (decrypted and hashed, one ciphertext in memory each) at once.
+    pub concurrent_upload_checks: usize,
+    /// How long shutdown waits for open requests before closing their connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            handshake_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            min_upload_rate: 256 * 1024,
+            max_json_body: 64 * 1024,
+            max_streams_per_connection: 32,
+            uploads_per_org: 2,
+            concurrent_upload_checks: 2,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// The connection cap in force: the configured one, or three quarters of the file limit
+    /// (at most 4,096, at least 16).
+    pub fn connection_cap(&self) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let files = rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024);
+            usize::try_from(files / 4 * 3)
+                .unwrap_or(4096)
+                .clamp(16, 4096)
+        })
     }
 }
 
@@ -70,6 +134,8 @@ pub struct ServerConfig {
     /// Peers whose `X-Forwarded-For` header names the client address for rate limits (load
     /// balancers, reverse proxies). Empty: the header is ignored and the peer address counts.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Connection, timeout and body limits.
+    pub connections: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -93,6 +159,7 @@ impl ServerConfig {
             online_window_secs: 15 * 60,
             telemetry_seq_window: 10_000,
             trusted_proxies: Vec::new(),
+            connections: ConnectionLimits::default(),
         }
     }
 }

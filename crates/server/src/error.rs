@@ -86,6 +86,7 @@ impl From<ErrorCode> for ApiError {
             ErrorCode::NotAssigned => "device is not assigned this artifact",
             ErrorCode::TelemetryInvalid => "telemetry batch is not valid",
             ErrorCode::RangeNotSatisfiable => "requested range is outside the artifact",
+            ErrorCode::RequestTimeout => "request body did not arrive in time",
             ErrorCode::Internal => "internal error",
         };
         Self::new(code, message)
@@ -105,8 +106,17 @@ impl From<StorageError> for ApiError {
 }
 
 impl From<JsonRejection> for ApiError {
-    fn from(_: JsonRejection) -> Self {
-        Self::bad_request("request body is not valid JSON for this endpoint")
+    fn from(rejection: JsonRejection) -> Self {
+        use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+        if crate::net::BodyDeadlineExceeded::caused(&rejection) {
+            return ErrorCode::RequestTimeout.into();
+        }
+        match rejection {
+            JsonRejection::BytesRejection(BytesRejection::FailedToBufferBody(
+                FailedToBufferBody::LengthLimitError(_),
+            )) => ErrorCode::PayloadTooLarge.into(),
+            _ => Self::bad_request("request body is not valid JSON for this endpoint"),
+        }
     }
 }
 

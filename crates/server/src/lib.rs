@@ -4,9 +4,10 @@
 //!
 //! Start it in-process with [`Server::start`]; prepare a data folder with [`init`]. Files:
 //!
-//! - [`config`]: [`ServerConfig`] and rate limits.
+//! - [`config`]: [`ServerConfig`], rate limits and connection limits.
 //! - [`data_dir`]: the layout of the data folder, [`init`] and [`create_org`].
-//! - [`server`]: TLS listener, connection handling, [`RunningServer`].
+//! - [`server`]: starting and stopping, [`RunningServer`].
+//! - [`net`]: the TLS listener: connection cap, timeouts, idle closing, bounded shutdown.
 //! - [`api`]: the `/v1` router, handlers and the OpenAPI document.
 //! - [`auth`]: the API key and device (proof-of-possession) extractors.
 //! - [`storage`]: the [`storage::Storage`] trait and its SQLite implementation.
@@ -15,6 +16,7 @@
 //! - [`ratelimit`], [`replay`]: in-memory token buckets and the proof `jti` cache.
 //! - [`desired`]: which version each model slot of a device should run (rollout resolution).
 //! - [`artifact_store`]: artifact ciphertexts on disk, content addressed, read by range.
+//! - [`upload`]: uploads streamed to a temporary file, per-org upload slots, bounded checks.
 //! - [`secret`]: the server secret that seals per-device key-wrapping keys at rest.
 //! - [`tls`]: development certificate generation and loading.
 
@@ -30,16 +32,19 @@ pub mod config;
 pub mod data_dir;
 pub mod desired;
 pub mod error;
+pub mod net;
 pub mod ratelimit;
 pub mod replay;
 pub mod secret;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod upload;
 
-pub use config::{RateLimits, ServerConfig};
+pub use config::{ConnectionLimits, RateLimits, ServerConfig};
 pub use data_dir::{OrgCreated, create_org, init};
 pub use error::{ApiError, ServerError};
+pub use net::ConnectionStats;
 pub use server::{RunningServer, Server};
 
 /// Current unix time in seconds.

@@ -52,6 +52,15 @@ enum Command {
         /// rate limits (repeatable). Without it the header is ignored.
         #[arg(long = "trusted-proxy")]
         trusted_proxies: Vec<std::net::IpAddr>,
+        /// Most open connections (default: three quarters of the file limit, at most 4096).
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// Seconds a connection may stay open with no request in flight.
+        #[arg(long, default_value_t = 30)]
+        idle_timeout_secs: u64,
+        /// Seconds shutdown waits for open requests.
+        #[arg(long, default_value_t = 10)]
+        shutdown_grace_secs: u64,
     },
     /// Org administration.
     Org {
@@ -142,12 +151,18 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             tls_key,
             public_url,
             trusted_proxies,
+            max_connections,
+            idle_timeout_secs,
+            shutdown_grace_secs,
         } => {
             let mut config = ServerConfig::new(data, listen);
             config.tls_cert = tls_cert;
             config.tls_key = tls_key;
             config.public_url = public_url;
             config.trusted_proxies = trusted_proxies;
+            config.connections.max_connections = max_connections;
+            config.connections.idle_timeout = std::time::Duration::from_secs(idle_timeout_secs);
+            config.connections.shutdown_grace = std::time::Duration::from_secs(shutdown_grace_secs);
             let server = edgekeep_server::Server::start(config).await?;
             println!("listening on {}", server.base_url());
             tokio::signal::ctrl_c().await?;

@@ -1,28 +1,20 @@
-//! The HTTPS listener: accepts TCP, completes TLS (rustls) and serves HTTP/1.1 or HTTP/2
-//! (hyper) with the `/v1` router, tagging each connection's requests with the peer address.
+//! Starting and stopping a server: opens the data folder and storage, loads keys and TLS, binds
+//! the address and runs the listener ([`crate::net`]) and the telemetry purge.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::ServiceExt as _;
 
 use crate::api::{AppState, router};
 use crate::artifact_store::ArtifactStore;
-use crate::auth::ClientAddr;
 use crate::config::ServerConfig;
 use crate::data_dir::{DataDir, OrgCreated, create_org_in};
 use crate::error::ServerError;
+use crate::net::{ConnectionStats, ConnectionTracker};
 use crate::storage::Storage;
-
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long a client may take to send a request's headers (slow-loris guard).
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Entry point: starts a server.
 #[derive(Debug)]
@@ -52,6 +44,8 @@ impl Server {
         let desired_state_key = dir.load_or_create_desired_state_key()?;
         let artifacts = ArtifactStore::open(dir.artifacts())?;
         let retention = config.telemetry_retention_secs;
+        let limits = config.connections;
+        let tracker = Arc::new(ConnectionTracker::new(limits.connection_cap()));
         let state = AppState::new(
             Arc::clone(&storage),
             config,
@@ -62,12 +56,20 @@ impl Server {
         let app = router(state);
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(purge_loop(Arc::clone(&storage), retention, stop_rx.clone()));
-        let task = tokio::spawn(accept_loop(listener, tls, app, stop_rx));
+        let task = tokio::spawn(crate::net::accept_loop(
+            listener,
+            tls,
+            app,
+            limits,
+            Arc::clone(&tracker),
+            stop_rx,
+        ));
         tracing::info!(%addr, "edgekeep-server listening");
         Ok(RunningServer {
             addr,
             ca_cert_pem,
             storage,
+            tracker,
             stop: stop_tx,
             task: Some(task),
         })
@@ -97,68 +99,12 @@ async fn purge_loop(
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    app: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(err) => {
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stop.changed() => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(err)) => {
-                    tracing::debug!(error = %err, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake timed out");
-                    return;
-                }
-            };
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ClientAddr(peer));
-                    app.clone().oneshot(request.map(axum::body::Body::new))
-                },
-            );
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(error = %err, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-}
-
 /// A server running in this process.
 pub struct RunningServer {
     addr: SocketAddr,
     ca_cert_pem: Option<String>,
     storage: Arc<dyn Storage>,
+    tracker: Arc<ConnectionTracker>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -193,6 +139,12 @@ impl RunningServer {
         Arc::clone(&self.storage)
     }
 
+    /// What the listener has done so far: open, accepted, refused, evicted and idle-closed
+    /// connections.
+    pub fn connection_stats(&self) -> ConnectionStats {
+        self.tracker.stats()
+    }
+
     /// Creates another org with its first Owner (an operator action).
     pub async fn create_org(&self, name: &str) -> Result<OrgCreated, ServerError> {
         let storage = Arc::clone(&self.storage);
@@ -202,7 +154,8 @@ impl RunningServer {
             .map_err(|_| ServerError::InvalidArgument("operator task failed"))?
     }
 
-    /// Stops accepting, lets open connections finish their requests, and waits.
+    /// Stops accepting, lets open requests finish within the shutdown grace
+    /// ([`crate::ConnectionLimits::shutdown_grace`]), closes what remains, and returns.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {

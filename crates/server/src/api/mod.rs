@@ -1,11 +1,12 @@
 //! The `/v1` router, its middleware, body extractors and the OpenAPI document.
 //!
-//! Files: [`members`] (org and members), [`keys`] (API keys), [`devices`] (bootstrap tokens and
+//! Files: [`body_limits`] (per-route body size and deadline), [`members`] (org and members), [`keys`] (API keys), [`devices`] (bootstrap tokens and
 //! device administration), [`device`] (calls made by devices), [`audit`] (export and verify),
 //! [`registry`] (publisher keys, artifact upload, approval), [`rollouts`], [`delivery`]
 //! (desired state, artifact download, wrapped keys), [`telemetry`] (ingest), [`fleet`] (health).
 
 pub mod audit;
+pub mod body_limits;
 pub mod delivery;
 pub mod device;
 pub mod devices;
@@ -222,7 +223,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/publisher-keys/{key_id}",
             delete(registry::revoke_publisher_key),
         )
-        .route("/v1/artifacts", post(registry::upload_artifact))
+        .route(body_limits::UPLOAD_PATH, post(registry::upload_artifact))
         .route("/v1/models", get(registry::list_models))
         .route(
             "/v1/models/{model}/versions/{version}/approve",
@@ -252,6 +253,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/fleet/devices", get(fleet::devices))
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config().connections.max_json_body,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            body_limits::limit_bodies,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             assign_request_id,

@@ -3,21 +3,22 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use edgekeep_protocol::ErrorCode;
 use edgekeep_protocol::api::{Permission, valid_name};
 use edgekeep_protocol::artifact::{
-    ArtifactError, BUNDLE_MAGIC, CONTENT_KEY_LEN, MAX_MANIFEST_LEN, SignedManifest, open_artifact,
-    parse_bundle,
+    ArtifactError, MAX_BUNDLE_HEAD_LEN, SignedManifest, open_artifact_in_place, parse_bundle_head,
 };
 use edgekeep_protocol::fleet::{ModelVersionInfo, PublisherKeyInfo, RegisterPublisherKeyRequest};
 use edgekeep_protocol::signing::VerifyingKey;
 
+use super::body_limits::{declared_length, max_upload_bytes};
 use super::{ApiJson, ApiPath, AppState};
 use crate::auth::ApiCaller;
 use crate::error::ApiError;
 use crate::secret::content_key_context;
 use crate::storage::{ModelVersionRecord, PublisherKeyRecord};
+use crate::upload::{self, UploadError};
 
 fn key_info(record: PublisherKeyRecord) -> PublisherKeyInfo {
     PublisherKeyInfo {
@@ -144,10 +145,16 @@ fn upload_error(err: ArtifactError) -> ApiError {
 pub async fn upload_artifact(
     State(state): State<AppState>,
     caller: ApiCaller,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<ModelVersionInfo>), ApiError> {
     caller.require(Permission::ModelsWrite)?;
-    let result = store_upload(&state, &caller, body).await;
+    let result = match declared_length(&headers) {
+        Some(len) if len > max_upload_bytes(state.config()) => {
+            Err(ErrorCode::PayloadTooLarge.into())
+        }
+        _ => store_upload(&state, &caller, body).await,
+    };
     match result {
         Err(err) if err.code != ErrorCode::Internal => {
             let mut event = caller.event(
@@ -156,23 +163,47 @@ pub async fn upload_artifact(
                 crate::now(),
             );
             event.outcome = err.code.as_str().to_owned();
-            state.audit(event).await?;
+            state.audit_rejection(event).await?;
             Err(err)
         }
         other => other.map(|info| (StatusCode::CREATED, Json(info))),
     }
 }
 
+fn receive_error(err: UploadError) -> ApiError {
+    match err {
+        UploadError::TooLarge => ErrorCode::PayloadTooLarge.into(),
+        UploadError::TooSlow => ErrorCode::RequestTimeout.into(),
+        UploadError::Body => ApiError::bad_request("the upload body ended early"),
+        UploadError::Io { .. } => {
+            tracing::error!(error = %err, "could not receive an upload");
+            ApiError::internal()
+        }
+    }
+}
+
+/// Receives the bundle into a temporary file, then (holding one of the few check permits)
+/// parses its header, verifies the signature, decrypts the ciphertext in one buffer to check
+/// it, and copies the ciphertext from the file into the artifact store.
 async fn store_upload(
     state: &AppState,
     caller: &ApiCaller,
     body: Body,
 ) -> Result<ModelVersionInfo, ApiError> {
+    let _slot = state.uploads().try_enter(&caller.org_id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::RateLimited,
+            "this org already has the most uploads in progress; retry when one ends",
+        )
+    })?;
     let max = state.config().max_artifact_bytes;
-    let limit = max as usize + BUNDLE_MAGIC.len() + 4 + MAX_MANIFEST_LEN + CONTENT_KEY_LEN;
-    let bytes = axum::body::to_bytes(body, limit)
+    let incoming = state.artifacts().incoming().map_err(|err| {
+        tracing::error!(error = %err, "no upload folder");
+        ApiError::internal()
+    })?;
+    let upload = upload::receive(body, &incoming, max_upload_bytes(state.config()))
         .await
-        .map_err(|_| ApiError::from(ErrorCode::PayloadTooLarge))?;
+        .map_err(receive_error)?;
     let org_id = caller.org_id.clone();
     let keys: Vec<VerifyingKey> = state
         .blocking(move |s| s.publisher_keys(&org_id))
@@ -181,14 +212,28 @@ async fn store_upload(
         .filter(|k| k.revoked_at.is_none())
         .map(|k| VerifyingKey::from_bytes(k.public_key))
         .collect();
+    let _permit = state
+        .uploads()
+        .check_permit()
+        .await
+        .ok_or_else(ApiError::internal)?;
     let checker = state.clone();
     let org_id = caller.org_id.clone();
     let now = crate::now();
     let (manifest, manifest_json, sealed_key) = tokio::task::spawn_blocking(move || {
-        let bundle = parse_bundle(&bytes, max).map_err(upload_error)?;
+        let head_len = (upload.len() as usize).min(MAX_BUNDLE_HEAD_LEN);
+        let head = upload.read_range(0, head_len).map_err(receive_error)?;
+        let bundle = parse_bundle_head(&head, upload.len(), max).map_err(upload_error)?;
         bundle.manifest.verify(&keys, now).map_err(upload_error)?;
         let manifest = &bundle.manifest.manifest;
-        open_artifact(manifest, &bundle.content_key, bundle.ciphertext).map_err(upload_error)?;
+        let offset = bundle.ciphertext_offset as u64;
+        let ciphertext = upload
+            .read_range(offset, manifest.ciphertext_len as usize)
+            .map_err(receive_error)?;
+        drop(
+            open_artifact_in_place(manifest, &bundle.content_key, ciphertext)
+                .map_err(upload_error)?,
+        );
         let artifact_id = manifest.artifact_id().to_owned();
         let sealed = checker
             .secret()
@@ -199,7 +244,7 @@ async fn store_upload(
             .map_err(|_| ApiError::internal())?;
         checker
             .artifacts()
-            .put(&artifact_id, bundle.ciphertext)
+            .put_from_file(&artifact_id, upload.path(), offset, manifest.ciphertext_len)
             .map_err(|err| {
                 tracing::error!(error = %err, "could not store an artifact");
                 ApiError::internal()

@@ -15,6 +15,7 @@ use crate::ratelimit::RateLimiter;
 use crate::replay::ReplayCache;
 use crate::secret::ServerSecret;
 use crate::storage::{AuditEvent, Storage, StorageError};
+use crate::upload::UploadGate;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
@@ -34,6 +35,7 @@ struct Inner {
     limits: Limits,
     audit_throttle: AuditThrottle,
     key_last_touched: Mutex<HashMap<String, i64>>,
+    uploads: UploadGate,
 }
 
 /// The rate limiters of the server.
@@ -72,8 +74,13 @@ impl AppState {
                 config.rate_limits.telemetry_samples_per_device_hour,
             ),
         };
+        let uploads = UploadGate::new(
+            config.connections.uploads_per_org,
+            config.connections.concurrent_upload_checks,
+        );
         Self {
             inner: Arc::new(Inner {
+                uploads,
                 storage,
                 desired_state_key,
                 artifacts,
@@ -128,6 +135,11 @@ impl AppState {
                 true
             }
         }
+    }
+
+    /// Upload slots per org and the permits to check uploads.
+    pub fn uploads(&self) -> &UploadGate {
+        &self.inner.uploads
     }
 
     /// The random generator.

@@ -433,3 +433,4 @@ impl TestServer {
         devices
     }
 }
+pub mod raw;
