@@ -50,17 +50,52 @@ fn bundle(key: &SigningKey, model: &str) -> Vec<u8> {
         .to_bundle()
 }
 
+/// Runs a CLI command of the binary and returns the Owner API key it prints.
+fn owner_key(binary: &std::ffi::OsStr, args: &[&std::ffi::OsStr]) -> String {
+    let output = Command::new(binary).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("owner API key:"))
+        .map(|key| key.trim().to_owned())
+        .unwrap()
+}
+
 fn main() {
     if !std::path::Path::new("/proc/self/status").exists() {
         eprintln!("upload_memory needs /proc (Linux)");
         return;
     }
     let data = tempfile::tempdir().unwrap();
-    let first = edgekeep_server::init(data.path(), "Org A").unwrap();
-    let second = edgekeep_server::create_org(data.path(), "Org B").unwrap();
-    let binary = std::env::var_os("EDGEKEEP_SERVER_BIN")
+    let binary: std::ffi::OsString = std::env::var_os("EDGEKEEP_SERVER_BIN")
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_edgekeep-server").into());
-    let mut child = Command::new(binary)
+    let dir = data.path().as_os_str();
+    let first = owner_key(
+        &binary,
+        &[
+            "init".as_ref(),
+            "--data".as_ref(),
+            dir,
+            "--org".as_ref(),
+            "Org A".as_ref(),
+        ],
+    );
+    let second = owner_key(
+        &binary,
+        &[
+            "org".as_ref(),
+            "create".as_ref(),
+            "--data".as_ref(),
+            dir,
+            "--name".as_ref(),
+            "Org B".as_ref(),
+        ],
+    );
+    let mut child = Command::new(&binary)
         .args(["serve", "--data"])
         .arg(data.path())
         .args(["--listen", "127.0.0.1:0"])
@@ -81,7 +116,7 @@ fn main() {
         .build()
         .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let owners = [first.owner_api_key, second.owner_api_key];
+    let owners = [first, second];
     let before = status_kib(pid, "VmRSS:");
     let uploads = runtime.block_on(async {
         let mut tasks = Vec::new();
