@@ -70,6 +70,16 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// The request body did not arrive within the server's time limit.
     RequestTimeout,
+    /// A request authenticated by a session cookie lacks a matching CSRF token or comes from another origin.
+    CsrfRejected,
+    /// The action needs a fresh passkey assertion (step-up) within the last five minutes.
+    StepUpRequired,
+    /// The invitation is unknown, used, revoked, expired, or for another email.
+    InvitationInvalid,
+    /// The login or registration ceremony is unknown, used, expired, or for another purpose.
+    CeremonyInvalid,
+    /// The passkey response does not verify (origin, challenge, signature, user verification or credential).
+    PasskeyRejected,
     /// An unexpected server-side failure. Details are only in the server log.
     Internal,
 }
@@ -107,6 +117,11 @@ impl ErrorCode {
         Self::TelemetryInvalid,
         Self::RangeNotSatisfiable,
         Self::RequestTimeout,
+        Self::CsrfRejected,
+        Self::StepUpRequired,
+        Self::InvitationInvalid,
+        Self::CeremonyInvalid,
+        Self::PasskeyRejected,
         Self::Internal,
     ];
 
@@ -134,8 +149,11 @@ impl ErrorCode {
             | Self::BootstrapTokenUsed
             | Self::BootstrapTokenExpired
             | Self::RefreshTokenReused
-            | Self::DeviceRevoked => 401,
-            Self::Forbidden | Self::NotAssigned => 403,
+            | Self::DeviceRevoked
+            | Self::InvitationInvalid
+            | Self::CeremonyInvalid
+            | Self::PasskeyRejected => 401,
+            Self::Forbidden | Self::NotAssigned | Self::CsrfRejected | Self::StepUpRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict | Self::VersionNotApproved => 409,
@@ -177,6 +195,11 @@ impl ErrorCode {
             Self::TelemetryInvalid => "telemetry_invalid",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::RequestTimeout => "request_timeout",
+            Self::CsrfRejected => "csrf_rejected",
+            Self::StepUpRequired => "step_up_required",
+            Self::InvitationInvalid => "invitation_invalid",
+            Self::CeremonyInvalid => "ceremony_invalid",
+            Self::PasskeyRejected => "passkey_rejected",
             Self::Internal => "internal",
         }
     }

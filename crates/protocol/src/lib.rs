@@ -23,6 +23,7 @@ pub mod desired_state;
 pub mod error;
 pub mod fleet;
 pub mod key_agreement;
+pub mod people;
 pub mod proof;
 pub mod rollout;
 pub mod signing;

@@ -26,6 +26,12 @@ pub enum TokenKind {
     Access,
     /// A device refresh credential, rotated on every use (`ekr_`).
     Refresh,
+    /// A person's session, held in a cookie (`eks_`).
+    Session,
+    /// A single-use invitation into an org (`eki_`).
+    Invitation,
+    /// A login or registration ceremony in progress (`ekc_`).
+    Ceremony,
 }
 
 impl TokenKind {
@@ -36,6 +42,9 @@ impl TokenKind {
             Self::Bootstrap => "ekb_",
             Self::Access => "eka_",
             Self::Refresh => "ekr_",
+            Self::Session => "eks_",
+            Self::Invitation => "eki_",
+            Self::Ceremony => "ekc_",
         }
     }
 }

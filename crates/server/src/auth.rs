@@ -1,5 +1,6 @@
-//! Authentication extractors: [`ApiCaller`] (org API key) and [`DeviceCaller`] (device access
-//! token plus proof of possession), and the request context they rely on.
+//! Authentication extractors: [`ApiCaller`] (org API key or a person's session cookie) and
+//! [`DeviceCaller`] (device access token plus proof of possession), and the request context
+//! they rely on.
 //!
 //! Credentials are checked first: a valid credential is never refused because of failures
 //! elsewhere. A failed attempt is counted against its source address, and, when the credential
@@ -165,18 +166,41 @@ pub fn fail(
     if allowed { code.into() } else { rate_limited() }
 }
 
-/// A backend caller authenticated by an org API key.
+/// How an [`ApiCaller`] authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerCredential {
+    /// An org API key (backends, CI, operators' scripts).
+    ApiKey {
+        /// The key.
+        key_id: String,
+    },
+    /// A person's session cookie, bound to the caller's org.
+    Session {
+        /// The session's public id.
+        session_id: String,
+        /// The person.
+        user_id: String,
+        /// SHA-256 of the session secret (what the CSRF token is derived from).
+        hash: [u8; 32],
+        /// The session's last step-up.
+        stepped_up_at: Option<i64>,
+    },
+}
+
+/// A caller of the operator API, authenticated by an org API key or a person's session; the
+/// same permission table applies to both.
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
     /// The caller's org; every read and write is scoped to it.
     pub org_id: String,
-    /// The member the key belongs to.
+    /// The member acting (the key's holder, or the person's membership).
     pub member_id: String,
     /// The member's current role.
     pub role: Role,
-    /// The key used.
-    pub key_id: String,
-    /// Effective permissions: the key's scope limited by the member's current role.
+    /// The API key or session used.
+    pub credential: CallerCredential,
+    /// Effective permissions: the key's scope (all of the role for a session) limited by the
+    /// member's current role.
     pub scopes: Vec<Permission>,
     /// The request id.
     pub request_id: String,
@@ -199,9 +223,40 @@ impl ApiCaller {
         self.scopes.contains(&permission)
     }
 
-    /// The audit actor (`member:<id>`).
+    /// For Owner-level actions (roles, publisher keys, identity providers, SCIM tokens): a
+    /// session must have stepped up (a fresh passkey assertion) within the step-up window. API
+    /// keys are not asked; their scope is their limit.
+    pub fn require_step_up(&self, state: &AppState) -> Result<(), ApiError> {
+        match &self.credential {
+            CallerCredential::ApiKey { .. } => Ok(()),
+            CallerCredential::Session { stepped_up_at, .. } => {
+                if state
+                    .config()
+                    .sessions
+                    .is_stepped_up(*stepped_up_at, crate::now())
+                {
+                    Ok(())
+                } else {
+                    Err(ErrorCode::StepUpRequired.into())
+                }
+            }
+        }
+    }
+
+    /// The person behind a session caller.
+    pub fn user_id(&self) -> Option<&str> {
+        match &self.credential {
+            CallerCredential::Session { user_id, .. } => Some(user_id),
+            CallerCredential::ApiKey { .. } => None,
+        }
+    }
+
+    /// The audit actor: `member:<id>` for an API key, `user:<id>` for a person's session.
     pub fn actor(&self) -> String {
-        format!("member:{}", self.member_id)
+        match &self.credential {
+            CallerCredential::ApiKey { .. } => format!("member:{}", self.member_id),
+            CallerCredential::Session { user_id, .. } => format!("user:{user_id}"),
+        }
     }
 
     /// An audit event by this caller.
@@ -222,6 +277,12 @@ impl FromRequestParts<AppState> for ApiCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.headers.get(header::AUTHORIZATION).is_none()
+            && let Some(secret) = crate::identity::session::presented_secret(&parts.headers)
+        {
+            let secret = secret.to_owned();
+            return session_caller(parts, state, &secret).await;
+        }
         let addr = address_key(&parts.extensions);
         let text = bearer(&parts.headers, "Bearer").ok_or(ErrorCode::Unauthenticated)?;
         let token = ParsedToken::parse(text, TokenKind::ApiKey)
@@ -274,11 +335,93 @@ impl FromRequestParts<AppState> for ApiCaller {
             org_id: key.org_id,
             member_id: member.id,
             role: member.role,
-            key_id: key.id,
+            credential: CallerCredential::ApiKey { key_id: key.id },
             scopes,
             request_id: request_id(&parts.extensions),
         })
     }
+}
+
+/// The origin browsers must report for this server: the public URL's, or the request's own.
+pub fn request_origin(state: &AppState, parts: &Parts) -> String {
+    let url = request_url(state, parts);
+    let path = parts.uri.path();
+    url.strip_suffix(path).unwrap_or(&url).to_owned()
+}
+
+/// Authenticates a session cookie: live (not revoked, within its idle and absolute timeouts),
+/// its person active and still a member; a state-changing request must also come from the
+/// server's origin and carry the session's CSRF token.
+async fn session_caller(
+    parts: &Parts,
+    state: &AppState,
+    secret: &str,
+) -> Result<ApiCaller, ApiError> {
+    use crate::identity::{csrf, session};
+    let addr = address_key(&parts.extensions);
+    let token = ParsedToken::parse(secret, TokenKind::Session)
+        .map_err(|_| fail(state, &addr, None, ErrorCode::InvalidCredentials))?;
+    let hash = token.hash();
+    let found = state.blocking(move |s| s.session_by_hash(&hash)).await?;
+    let now = crate::now();
+    let limits = state.config().sessions;
+    let Some((record, member, user)) = found.filter(|(session, _, user)| {
+        session.revoked_at.is_none()
+            && user.deactivated_at.is_none()
+            && limits.is_live(session.last_seen_at, session.expires_at, now)
+    }) else {
+        return Err(fail(state, &addr, None, ErrorCode::InvalidCredentials));
+    };
+    if csrf::changes_state(&parts.method) {
+        let presented = parts
+            .headers
+            .get(edgekeep_protocol::people::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let same_origin = csrf::is_same_origin(&parts.headers, &request_origin(state, parts));
+        if !same_origin || !state.secret().csrf_key().verify(&hash, presented) {
+            let subject = format!("session:{}", record.id);
+            let known = KnownCredential {
+                subject: &subject,
+                org_id: &record.org_id,
+            };
+            let error = fail(state, &addr, Some(known), ErrorCode::CsrfRejected);
+            let event = AuditEvent {
+                org_id: record.org_id.clone(),
+                actor: format!("user:{}", user.id),
+                action: "session.csrf.rejected".to_owned(),
+                target: subject,
+                outcome: error.code.as_str().to_owned(),
+                request_id: request_id(&parts.extensions),
+                at: now,
+            };
+            state.audit_rejection(event).await?;
+            return Err(error);
+        }
+    }
+    if now - record.last_seen_at >= session::SESSION_TOUCH_INTERVAL_SECS {
+        let id = record.id.clone();
+        let storage = std::sync::Arc::clone(state.storage());
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = storage.touch_session(&id, now) {
+                tracing::warn!(error = %err, "could not record session use");
+            }
+        });
+    }
+    let scopes = member.role.permissions().to_vec();
+    Ok(ApiCaller {
+        org_id: record.org_id,
+        member_id: member.id,
+        role: member.role,
+        credential: CallerCredential::Session {
+            session_id: record.id,
+            user_id: user.id,
+            hash,
+            stepped_up_at: record.stepped_up_at,
+        },
+        scopes,
+        request_id: request_id(&parts.extensions),
+    })
 }
 
 /// A device authenticated by its access token and a fresh proof signed by its registered key.

@@ -136,6 +136,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Connection, timeout and body limits.
     pub connections: ConnectionLimits,
+    /// Session timeouts and the step-up window.
+    pub sessions: crate::identity::session::SessionLimits,
 }
 
 impl ServerConfig {
@@ -160,6 +162,7 @@ impl ServerConfig {
             telemetry_seq_window: 10_000,
             trusted_proxies: Vec::new(),
             connections: ConnectionLimits::default(),
+            sessions: crate::identity::session::SessionLimits::default(),
         }
     }
 }

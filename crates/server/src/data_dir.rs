@@ -16,7 +16,9 @@ use edgekeep_protocol::api::{Role, valid_name};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::ServerError;
-use crate::storage::{ApiKeyRecord, AuditEvent, MemberRecord, OrgRecord, SqliteStorage, Storage};
+use crate::storage::{
+    ApiKeyRecord, AuditEvent, InvitationRecord, MemberRecord, OrgRecord, SqliteStorage, Storage,
+};
 use edgekeep_protocol::token::{MintedToken, TokenKind};
 
 /// Paths inside a data folder.
@@ -128,6 +130,9 @@ pub struct OrgCreated {
     pub owner_key_id: String,
     /// The Owner's API key secret (`ek_...`). Shown once; only its hash is stored.
     pub owner_api_key: String,
+    /// A single-use invitation (`eki_...`, valid 7 days) with which the first Owner, a person,
+    /// registers a passkey and becomes this Owner member. Shown once.
+    pub owner_invitation: String,
 }
 
 impl std::fmt::Debug for OrgCreated {
@@ -149,7 +154,11 @@ fn random_id(rng: &SystemRandom, prefix: &str) -> Result<String, ServerError> {
     ))
 }
 
-/// Creates an org with an Owner member and that Owner's first API key, audited as `system`.
+/// How long the first Owner's invitation stays valid.
+const OWNER_INVITATION_TTL_SECS: i64 = 7 * 24 * 3600;
+
+/// Creates an org with an Owner member, that Owner's first API key and a single-use invitation
+/// for the person who will be that Owner, audited as `system`.
 pub fn create_org_in(storage: &dyn Storage, name: &str) -> Result<OrgCreated, ServerError> {
     if !valid_name(name) {
         return Err(ServerError::InvalidArgument(
@@ -169,6 +178,7 @@ pub fn create_org_in(storage: &dyn Storage, name: &str) -> Result<OrgCreated, Se
         name: "owner".to_owned(),
         role: Role::Owner,
         created_at: now,
+        user_id: None,
     };
     let secret = MintedToken::mint(TokenKind::ApiKey, &rng).map_err(|_| ServerError::Random)?;
     let key = ApiKeyRecord {
@@ -201,11 +211,34 @@ pub fn create_org_in(storage: &dyn Storage, name: &str) -> Result<OrgCreated, Se
         event("api_key.create", format!("api_key:{}", key.id)),
     ];
     storage.create_org(&org, &owner, &key, &events)?;
+    let invitation_token =
+        MintedToken::mint(TokenKind::Invitation, &rng).map_err(|_| ServerError::Random)?;
+    let invitation = InvitationRecord {
+        id: random_id(&rng, "inv")?,
+        org_id: org.id.clone(),
+        token_hash: invitation_token.hash(),
+        email: None,
+        role: Role::Owner,
+        member_id: Some(owner.id.clone()),
+        created_by: "system".to_owned(),
+        created_at: now,
+        expires_at: now + OWNER_INVITATION_TTL_SECS,
+        accepted_at: None,
+        revoked_at: None,
+    };
+    storage.insert_invitation(
+        &invitation,
+        &event(
+            "invitation.create.owner",
+            format!("invitation:{}", invitation.id),
+        ),
+    )?;
     Ok(OrgCreated {
         org_id: org.id,
         owner_member_id: owner.id,
         owner_key_id: key.id,
         owner_api_key: secret.expose().to_owned(),
+        owner_invitation: invitation_token.expose().to_owned(),
     })
 }
 

@@ -87,6 +87,13 @@ impl From<ErrorCode> for ApiError {
             ErrorCode::TelemetryInvalid => "telemetry batch is not valid",
             ErrorCode::RangeNotSatisfiable => "requested range is outside the artifact",
             ErrorCode::RequestTimeout => "request body did not arrive in time",
+            ErrorCode::CsrfRejected => "missing or wrong CSRF token, or a cross-origin request",
+            ErrorCode::StepUpRequired => "confirm with your passkey to do this",
+            ErrorCode::InvitationInvalid => "the invitation is not valid",
+            ErrorCode::CeremonyInvalid => {
+                "the sign-in attempt expired or was already used; start again"
+            }
+            ErrorCode::PasskeyRejected => "the passkey response was not accepted",
             ErrorCode::Internal => "internal error",
         };
         Self::new(code, message)

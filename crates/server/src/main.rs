@@ -131,7 +131,9 @@ fn print_created(created: &edgekeep_server::OrgCreated) {
     println!("org id:        {}", created.org_id);
     println!("owner member:  {}", created.owner_member_id);
     println!("owner API key: {}", created.owner_api_key);
-    println!("(the key is shown once; only its hash is stored)");
+    println!("owner invitation: {}", created.owner_invitation);
+    println!("(the key and the invitation are shown once; only their hashes are stored;");
+    println!(" the person who accepts the invitation with a passkey becomes this Owner)");
 }
 
 async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {

@@ -12,6 +12,7 @@ use crate::error::ServerError;
 pub struct ServerSecret {
     key: LessSafeKey,
     audit_key: crate::audit::AuditKey,
+    csrf_key: crate::identity::session::CsrfKey,
     rng: SystemRandom,
 }
 
@@ -43,6 +44,7 @@ impl ServerSecret {
         Ok(Self {
             key: LessSafeKey::new(key),
             audit_key: crate::audit::AuditKey::derive(bytes),
+            csrf_key: crate::identity::session::CsrfKey::derive(bytes),
             rng: SystemRandom::new(),
         })
     }
@@ -50,6 +52,11 @@ impl ServerSecret {
     /// The key that authenticates audit chain heads, derived from this secret.
     pub fn audit_key(&self) -> crate::audit::AuditKey {
         self.audit_key.clone()
+    }
+
+    /// The key that derives sessions' CSRF tokens, derived from this secret.
+    pub fn csrf_key(&self) -> &crate::identity::session::CsrfKey {
+        &self.csrf_key
     }
 
     /// Seals `plaintext`, bound to `context`: returns `nonce || ciphertext || tag`.

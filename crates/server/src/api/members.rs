@@ -64,6 +64,7 @@ pub async fn create_member(
     caller.require(Permission::MembersWrite)?;
     if body.role > Role::Member {
         caller.require(Permission::RolesGrant)?;
+        caller.require_step_up(&state)?;
     }
     if !valid_name(&body.name) {
         return Err(ApiError::bad_request(
@@ -77,6 +78,7 @@ pub async fn create_member(
         name: body.name,
         role: body.role,
         created_at: now,
+        user_id: None,
     };
     let event = caller.event(
         &format!("member.create.{}", body.role.as_str()),
@@ -101,6 +103,7 @@ pub async fn set_role(
     ApiJson(body): ApiJson<SetRoleRequest>,
 ) -> Result<Json<MemberInfo>, ApiError> {
     caller.require(Permission::RolesGrant)?;
+    caller.require_step_up(&state)?;
     let (org_id, id) = (caller.org_id.clone(), member_id.clone());
     let mut member = state
         .blocking(move |s| s.member(&org_id, &id))

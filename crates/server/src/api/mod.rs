@@ -1,6 +1,7 @@
 //! The `/v1` router, its middleware, body extractors and the OpenAPI document.
 //!
-//! Files: [`body_limits`] (per-route body size and deadline), [`members`] (org and members), [`keys`] (API keys), [`devices`] (bootstrap tokens and
+//! Files: [`body_limits`] (per-route body size and deadline), [`members`] (org and members),
+//! [`people`] (invitations, the signed-in person's sessions and passkeys), [`keys`] (API keys), [`devices`] (bootstrap tokens and
 //! device administration), [`device`] (calls made by devices), [`audit`] (export and verify),
 //! [`registry`] (publisher keys, artifact upload, approval), [`rollouts`], [`delivery`]
 //! (desired state, artifact download, wrapped keys), [`telemetry`] (ingest), [`fleet`] (health).
@@ -13,6 +14,7 @@ pub mod devices;
 pub mod fleet;
 pub mod keys;
 pub mod members;
+pub mod people;
 pub mod registry;
 pub mod rollouts;
 mod state;
@@ -61,6 +63,18 @@ pub struct ApiPath<T>(pub T);
         keys::create_key,
         keys::rotate_key,
         keys::revoke_key,
+        people::create_invitation,
+        people::list_invitations,
+        people::revoke_invitation,
+        people::me,
+        people::list_sessions,
+        people::revoke_session,
+        people::logout,
+        people::logout_all,
+        people::switch_org,
+        people::list_passkeys,
+        people::rename_passkey,
+        people::remove_passkey,
         devices::create_bootstrap_token,
         devices::list_devices,
         devices::get_device,
@@ -116,6 +130,14 @@ impl utoipa::Modify for SecuritySchemes {
                     .bearer_format("ek_ API key")
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                edgekeep_protocol::people::SESSION_COOKIE,
+                "A person's session (passkey, OIDC or SAML sign-in), bound to one org; \
+                 state-changing requests also send `x-csrf-token` and come from the server's origin",
+            ))),
         );
         components.add_security_scheme(
             "device_proof",
@@ -194,6 +216,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/api-keys", get(keys::list_keys).post(keys::create_key))
         .route("/v1/api-keys/{id}", delete(keys::revoke_key))
         .route("/v1/api-keys/{id}/rotate", post(keys::rotate_key))
+        .route(
+            "/v1/invitations",
+            get(people::list_invitations).post(people::create_invitation),
+        )
+        .route("/v1/invitations/{id}", delete(people::revoke_invitation))
+        .route("/v1/me", get(people::me))
+        .route("/v1/me/sessions", get(people::list_sessions))
+        .route("/v1/me/sessions/{id}", delete(people::revoke_session))
+        .route("/v1/me/passkeys", get(people::list_passkeys))
+        .route(
+            "/v1/me/passkeys/{id}",
+            axum::routing::patch(people::rename_passkey).delete(people::remove_passkey),
+        )
+        .route("/v1/auth/logout", post(people::logout))
+        .route("/v1/auth/logout-all", post(people::logout_all))
+        .route("/v1/auth/switch-org", post(people::switch_org))
         .route(
             "/v1/bootstrap-tokens",
             post(devices::create_bootstrap_token),

@@ -55,6 +55,7 @@ pub async fn register_publisher_key(
     ApiJson(body): ApiJson<RegisterPublisherKeyRequest>,
 ) -> Result<(StatusCode, Json<PublisherKeyInfo>), ApiError> {
     caller.require(Permission::PublishersWrite)?;
+    caller.require_step_up(&state)?;
     if !valid_name(&body.name) {
         return Err(ApiError::bad_request("name must be 1 to 100 characters"));
     }
@@ -103,6 +104,7 @@ pub async fn revoke_publisher_key(
     ApiPath(key_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Permission::PublishersWrite)?;
+    caller.require_step_up(&state)?;
     let now = crate::now();
     let event = caller.event(
         "publisher_key.revoke",

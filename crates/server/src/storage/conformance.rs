@@ -1,5 +1,5 @@
 //! One behaviour suite every [`Storage`] implementation must pass (SQLite today, PostgreSQL
-//! next): run [`suite`] then [`fleet_suite`] against a fresh, empty store.
+//! next): run [`suite`], [`fleet_suite`] then [`people_suite`] against a fresh, empty store.
 
 use edgekeep_protocol::api::{Permission, Role};
 
@@ -42,6 +42,7 @@ fn member(org: &str, id: &str, role: Role) -> MemberRecord {
         name: "m".to_owned(),
         role,
         created_at: 1_000,
+        user_id: None,
     }
 }
 
@@ -500,4 +501,325 @@ fn sqlite_passes_the_suite() {
     .unwrap();
     suite(&storage);
     fleet_suite(&storage);
+    people_suite(&storage);
+}
+
+fn user(id: &str, email: Option<&str>) -> UserRecord {
+    UserRecord {
+        id: id.to_owned(),
+        handle: format!("handle-{id}"),
+        email: email.map(str::to_owned),
+        display_name: "Ada".to_owned(),
+        created_at: 1_000,
+        deactivated_at: None,
+    }
+}
+
+fn session(id: &str, hash: u8, user: &str) -> SessionRecord {
+    SessionRecord {
+        id: id.to_owned(),
+        hash: [hash; 32],
+        user_id: user.to_owned(),
+        org_id: "set by acceptance".to_owned(),
+        member_id: "set by acceptance".to_owned(),
+        method: "invitation".to_owned(),
+        created_at: 1_000,
+        last_seen_at: 1_000,
+        expires_at: 50_000,
+        stepped_up_at: Some(1_000),
+        revoked_at: None,
+    }
+}
+
+fn passkey(id: &str, user: &str) -> PasskeyRecord {
+    PasskeyRecord {
+        id: id.to_owned(),
+        user_id: user.to_owned(),
+        name: "laptop".to_owned(),
+        passkey_json: "{}".to_owned(),
+        created_at: 1_000,
+        last_used_at: None,
+    }
+}
+
+fn invitation(id: &str, hash: u8, role: Role, member_id: Option<&str>) -> InvitationRecord {
+    InvitationRecord {
+        id: id.to_owned(),
+        org_id: "org1".to_owned(),
+        token_hash: [hash; 32],
+        email: None,
+        role,
+        member_id: member_id.map(str::to_owned),
+        created_by: "member:own1".to_owned(),
+        created_at: 1_000,
+        expires_at: 10_000,
+        accepted_at: None,
+        revoked_at: None,
+    }
+}
+
+fn accept_in(
+    s: &dyn Storage,
+    hash: u8,
+    user: &UserRecord,
+    new_user: bool,
+    passkey: Option<&PasskeyRecord>,
+    session: &SessionRecord,
+    audit: &[AuditEvent],
+) -> Result<MemberRecord, StorageError> {
+    s.accept_invitation(&Acceptance {
+        token_hash: [hash; 32],
+        user,
+        new_user,
+        passkey,
+        new_member: &member("ignored", "mem_new", Role::Member),
+        session,
+        audit,
+        at: 2_000,
+    })
+}
+
+/// People: invitations accepted once, the first Owner linked, sessions bound to the
+/// membership and ended with it, the last passkey kept, ceremonies single use. Runs after
+/// [`suite`] (org `org1` with Owner `own1`).
+pub fn people_suite(s: &dyn Storage) {
+    let audit = [event("org1", "invitation.accept")];
+    s.insert_invitation(
+        &invitation("inv1", 41, Role::Owner, Some("own1")),
+        &audit[0],
+    )
+    .unwrap();
+    s.insert_invitation(&invitation("inv2", 42, Role::Admin, None), &audit[0])
+        .unwrap();
+    let ada = user("usr1", Some("ada@example.com"));
+    let first_key = passkey("cred1", "usr1");
+    let accept = |hash: u8,
+                  user: &UserRecord,
+                  new_user: bool,
+                  key: Option<&PasskeyRecord>,
+                  session: SessionRecord| {
+        accept_in(s, hash, user, new_user, key, &session, &audit)
+    };
+    let linked = accept(
+        41,
+        &ada,
+        true,
+        Some(&first_key),
+        session("ses1", 51, "usr1"),
+    )
+    .unwrap();
+    assert_eq!(
+        (linked.id.as_str(), linked.role, linked.user_id.as_deref()),
+        ("own1", Role::Owner, Some("usr1")),
+        "the first Owner's membership is linked, not duplicated"
+    );
+    let again = accept(
+        41,
+        &user("usr2", None),
+        true,
+        None,
+        session("ses2", 52, "usr2"),
+    );
+    assert!(
+        matches!(again, Err(StorageError::Conflict(_))),
+        "an invitation is single use"
+    );
+    assert!(
+        s.user("usr2").unwrap().is_none(),
+        "a refused acceptance creates nobody"
+    );
+    assert!(s.session_by_hash(&[52; 32]).unwrap().is_none());
+
+    let (found, member, person) = s.session_by_hash(&[51; 32]).unwrap().unwrap();
+    assert_eq!(
+        (found.org_id.as_str(), member.id.as_str()),
+        ("org1", "own1")
+    );
+    assert_eq!(person.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(s.user_by_handle("handle-usr1").unwrap().unwrap().id, "usr1");
+    assert_eq!(
+        s.user_by_email("ada@example.com").unwrap().unwrap().id,
+        "usr1"
+    );
+
+    let expired = InvitationRecord {
+        expires_at: 1_500,
+        ..invitation("inv3", 43, Role::Member, None)
+    };
+    s.insert_invitation(&expired, &audit[0]).unwrap();
+    let bob = user("usr3", None);
+    assert!(accept(43, &bob, true, None, session("ses3", 53, "usr3")).is_err());
+    assert!(
+        s.revoke_invitation("org1", "inv2", 2_000, &audit[0])
+            .unwrap()
+    );
+    assert!(
+        !s.revoke_invitation("org1", "inv2", 2_000, &audit[0])
+            .unwrap()
+    );
+    assert!(
+        accept(42, &bob, true, None, session("ses3", 53, "usr3")).is_err(),
+        "revoked"
+    );
+
+    s.insert_invitation(&invitation("inv4", 44, Role::Admin, None), &audit[0])
+        .unwrap();
+    let bob_member = accept(
+        44,
+        &bob,
+        true,
+        Some(&passkey("cred3", "usr3")),
+        session("ses4", 54, "usr3"),
+    )
+    .unwrap();
+    assert_eq!(
+        (bob_member.role, bob_member.org_id.as_str()),
+        (Role::Admin, "org1")
+    );
+    s.insert_invitation(&invitation("inv5", 45, Role::Member, None), &audit[0])
+        .unwrap();
+    assert!(
+        accept(45, &bob, false, None, session("ses5", 55, "usr3")).is_err(),
+        "a person is a member of an org once"
+    );
+    assert_eq!(
+        s.invitations("org1")
+            .unwrap()
+            .iter()
+            .find(|i| i.id == "inv5")
+            .unwrap()
+            .accepted_at,
+        None,
+        "the refused acceptance rolled back"
+    );
+    assert_eq!(s.memberships("usr3").unwrap().len(), 1);
+
+    let second_key = passkey("cred2", "usr1");
+    s.insert_passkey(&second_key, &audit[0]).unwrap();
+    assert!(
+        matches!(
+            s.insert_passkey(&passkey("cred2", "usr3"), &audit[0]),
+            Err(StorageError::Conflict(_))
+        ),
+        "a credential id belongs to one person"
+    );
+    assert!(
+        s.rename_passkey("usr1", "cred2", "phone", &audit[0])
+            .unwrap()
+    );
+    assert!(
+        !s.rename_passkey("usr3", "cred2", "stolen", &audit[0])
+            .unwrap(),
+        "not theirs"
+    );
+    s.record_passkey_use("cred2", Some("{\"counter\":5}"), 3_000)
+        .unwrap();
+    let used = s.passkey("cred2").unwrap().unwrap();
+    assert_eq!(
+        (
+            used.last_used_at,
+            used.passkey_json.as_str(),
+            used.name.as_str()
+        ),
+        (Some(3_000), "{\"counter\":5}", "phone")
+    );
+    assert!(s.remove_passkey("usr1", "cred1", &audit[0]).unwrap());
+    assert!(
+        matches!(
+            s.remove_passkey("usr1", "cred2", &audit[0]),
+            Err(StorageError::Conflict(_))
+        ),
+        "the last passkey stays"
+    );
+    assert_eq!(s.passkeys("usr1").unwrap().len(), 1);
+
+    assert_eq!(s.sessions_of_user("usr3", 2_000).unwrap().len(), 1);
+    s.step_up_session("ses4", 2_500, &audit[0]).unwrap();
+    assert_eq!(
+        s.session_by_hash(&[54; 32])
+            .unwrap()
+            .unwrap()
+            .0
+            .stepped_up_at,
+        Some(2_500)
+    );
+    s.remove_member(
+        "org1",
+        &bob_member.id,
+        3_000,
+        &event("org1", "member.remove"),
+    )
+    .unwrap();
+    assert!(
+        s.session_by_hash(&[54; 32]).unwrap().is_none(),
+        "removing a member ends its sessions at once"
+    );
+    assert!(s.revoke_session("usr1", "ses1", 3_000, &audit[0]).unwrap());
+    assert!(!s.revoke_session("usr1", "ses1", 3_000, &audit[0]).unwrap());
+    assert!(s.sessions_of_user("usr1", 3_000).unwrap().is_empty());
+
+    let ceremony = CeremonyRecord {
+        hash: [61; 32],
+        kind: "login".to_owned(),
+        subject: "-".to_owned(),
+        state: "{}".to_owned(),
+        expires_at: 5_000,
+    };
+    s.insert_ceremony(&ceremony, 1_000).unwrap();
+    assert!(
+        s.take_ceremony(&[61; 32], "register", 1_000)
+            .unwrap()
+            .is_none(),
+        "wrong kind"
+    );
+    assert!(
+        s.take_ceremony(&[61; 32], "login", 1_000)
+            .unwrap()
+            .is_none(),
+        "a wrong-kind take spends it"
+    );
+    s.insert_ceremony(
+        &CeremonyRecord {
+            hash: [62; 32],
+            ..ceremony.clone()
+        },
+        1_000,
+    )
+    .unwrap();
+    assert_eq!(
+        s.take_ceremony(&[62; 32], "login", 1_000)
+            .unwrap()
+            .unwrap()
+            .state,
+        "{}"
+    );
+    assert!(
+        s.take_ceremony(&[62; 32], "login", 1_000)
+            .unwrap()
+            .is_none(),
+        "single use"
+    );
+    s.insert_ceremony(
+        &CeremonyRecord {
+            hash: [63; 32],
+            ..ceremony
+        },
+        1_000,
+    )
+    .unwrap();
+    assert!(
+        s.take_ceremony(&[63; 32], "login", 5_000)
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+
+    assert_eq!(
+        verify_org(s, &crate::audit::AuditKey::derive(&[3; 32]), "org1", None)
+            .unwrap()
+            .result
+            .map(|n| n > 0),
+        Ok(true),
+        "the chain holds through every people change"
+    );
 }

@@ -194,6 +194,65 @@ CREATE INDEX telemetry_health_org ON telemetry_health(org_id, at);
     r#"
 ALTER TABLE audit_heads ADD COLUMN mac TEXT NOT NULL DEFAULT '';
 "#,
+    r#"
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    email TEXT UNIQUE,
+    display_name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    deactivated_at INTEGER
+);
+ALTER TABLE members ADD COLUMN user_id TEXT REFERENCES users(id);
+CREATE UNIQUE INDEX members_org_user ON members(org_id, user_id)
+    WHERE user_id IS NOT NULL AND removed_at IS NULL;
+CREATE TABLE invitations (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    token_hash BLOB NOT NULL UNIQUE,
+    email TEXT,
+    role TEXT NOT NULL CHECK (role IN ('member', 'admin', 'owner')),
+    member_id TEXT REFERENCES members(id),
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    accepted_at INTEGER,
+    accepted_by TEXT,
+    revoked_at INTEGER
+);
+CREATE INDEX invitations_org ON invitations(org_id);
+CREATE TABLE passkeys (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    passkey TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER
+);
+CREATE INDEX passkeys_user ON passkeys(user_id);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    member_id TEXT NOT NULL REFERENCES members(id),
+    method TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    stepped_up_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE INDEX sessions_user ON sessions(user_id);
+CREATE INDEX sessions_member ON sessions(member_id);
+CREATE TABLE ceremonies (
+    hash BLOB PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    state TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// A migration step that needs more than SQL, run in the same transaction right after the

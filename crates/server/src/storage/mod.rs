@@ -8,12 +8,18 @@
 mod conformance;
 mod fleet;
 mod migrations;
+mod people;
 mod sqlite;
 mod sqlite_fleet;
+mod sqlite_people;
 
 pub use fleet::{
     DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
     RolloutRecord, TelemetryWindow, VersionLatency, VersionQuality,
+};
+pub use people::{
+    Acceptance, CeremonyRecord, InvitationRecord, PasskeyRecord, PeopleStorage, SessionRecord,
+    UserRecord,
 };
 pub use sqlite::{SqliteStorage, restrict_to_owner};
 
@@ -60,6 +66,9 @@ pub struct MemberRecord {
     pub role: Role,
     /// Creation time.
     pub created_at: i64,
+    /// The person holding this membership; `None` for a service member that only holds API
+    /// keys (and for members created before people could sign in).
+    pub user_id: Option<String>,
 }
 
 /// An API key; only the SHA-256 of its secret is kept.
@@ -201,8 +210,9 @@ pub enum RefreshOutcome {
 }
 
 /// The control plane's persistence. Implementations must be safe to share across threads.
-/// The model registry, rollouts and telemetry are in the [`FleetStorage`] supertrait.
-pub trait Storage: FleetStorage + Send + Sync + 'static {
+/// The model registry, rollouts and telemetry are in the [`FleetStorage`] supertrait; people,
+/// invitations, passkeys and sessions in [`PeopleStorage`].
+pub trait Storage: FleetStorage + PeopleStorage + Send + Sync + 'static {
     /// Creates an org with its first Owner and that Owner's first API key.
     fn create_org(
         &self,

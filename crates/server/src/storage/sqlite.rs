@@ -125,12 +125,12 @@ pub(super) fn bad(index: usize, what: &'static str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(BadValue(what)))
 }
 
-fn get_role(row: &Row<'_>, index: usize) -> rusqlite::Result<Role> {
+pub(super) fn get_role(row: &Row<'_>, index: usize) -> rusqlite::Result<Role> {
     let text: String = row.get(index)?;
     Role::parse(&text).ok_or_else(|| bad(index, "unknown role"))
 }
 
-fn get_hash(row: &Row<'_>, index: usize) -> rusqlite::Result<[u8; 32]> {
+pub(super) fn get_hash(row: &Row<'_>, index: usize) -> rusqlite::Result<[u8; 32]> {
     let bytes: Vec<u8> = row.get(index)?;
     bytes.try_into().map_err(|_| bad(index, "hash length"))
 }
@@ -159,14 +159,15 @@ fn org_row(row: &Row<'_>) -> rusqlite::Result<OrgRecord> {
     })
 }
 
-const MEMBER_COLS: &str = "m.id, m.org_id, m.name, m.role, m.created_at";
-fn member_row(row: &Row<'_>, at: usize) -> rusqlite::Result<MemberRecord> {
+pub(super) const MEMBER_COLS: &str = "m.id, m.org_id, m.name, m.role, m.created_at, m.user_id";
+pub(super) fn member_row(row: &Row<'_>, at: usize) -> rusqlite::Result<MemberRecord> {
     Ok(MemberRecord {
         id: row.get(at)?,
         org_id: row.get(at + 1)?,
         name: row.get(at + 2)?,
         role: get_role(row, at + 3)?,
         created_at: row.get(at + 4)?,
+        user_id: row.get(at + 5)?,
     })
 }
 
@@ -285,15 +286,20 @@ fn insert_key_tx(tx: &Transaction<'_>, key: &ApiKeyRecord) -> Result<(), Storage
     Ok(())
 }
 
-fn insert_member_tx(tx: &Transaction<'_>, member: &MemberRecord) -> Result<(), StorageError> {
+pub(super) fn insert_member_tx(
+    tx: &Transaction<'_>,
+    member: &MemberRecord,
+) -> Result<(), StorageError> {
     tx.execute(
-        "INSERT INTO members (id, org_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO members (id, org_id, name, role, created_at, user_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             member.id,
             member.org_id,
             member.name,
             member.role.as_str(),
-            member.created_at
+            member.created_at,
+            member.user_id
         ],
     )?;
     Ok(())
@@ -453,6 +459,11 @@ impl Storage for SqliteStorage {
             }
             tx.execute(
                 "UPDATE api_keys SET revoked_at = ?3 WHERE org_id = ?1 AND member_id = ?2 \
+                 AND revoked_at IS NULL",
+                params![org_id, member_id, at],
+            )?;
+            tx.execute(
+                "UPDATE sessions SET revoked_at = ?3 WHERE org_id = ?1 AND member_id = ?2 \
                  AND revoked_at IS NULL",
                 params![org_id, member_id, at],
             )?;

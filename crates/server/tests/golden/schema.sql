@@ -1,12 +1,18 @@
--- user_version = 3
+-- user_version = 4
 CREATE INDEX api_keys_org ON api_keys(org_id);
 CREATE INDEX audit_log_time ON audit_log(org_id, at);
 CREATE INDEX device_status_org ON device_status(org_id);
 CREATE INDEX device_tokens_family ON device_tokens(family);
 CREATE INDEX devices_org_group ON devices(org_id, device_group);
+CREATE INDEX invitations_org ON invitations(org_id);
 CREATE INDEX members_org ON members(org_id);
+CREATE UNIQUE INDEX members_org_user ON members(org_id, user_id)
+    WHERE user_id IS NOT NULL AND removed_at IS NULL;
+CREATE INDEX passkeys_user ON passkeys(user_id);
 CREATE INDEX rollout_progress_org ON rollout_progress(org_id);
 CREATE INDEX rollouts_org_model ON rollouts(org_id, model);
+CREATE INDEX sessions_member ON sessions(member_id);
+CREATE INDEX sessions_user ON sessions(user_id);
 CREATE INDEX telemetry_events_org ON telemetry_events(org_id, at);
 CREATE INDEX telemetry_health_org ON telemetry_health(org_id, at);
 CREATE INDEX telemetry_latency_org ON telemetry_latency(org_id, at);
@@ -53,6 +59,13 @@ CREATE TABLE bootstrap_tokens (
     used_at INTEGER,
     device_id TEXT
 );
+CREATE TABLE ceremonies (
+    hash BLOB PRIMARY KEY,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    state TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TABLE device_status (
     device_id TEXT PRIMARY KEY REFERENCES devices(id),
     org_id TEXT NOT NULL,
@@ -83,6 +96,20 @@ CREATE TABLE devices (
     enrolled_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
+CREATE TABLE invitations (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    token_hash BLOB NOT NULL UNIQUE,
+    email TEXT,
+    role TEXT NOT NULL CHECK (role IN ('member', 'admin', 'owner')),
+    member_id TEXT REFERENCES members(id),
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    accepted_at INTEGER,
+    accepted_by TEXT,
+    revoked_at INTEGER
+);
 CREATE TABLE members (
     id TEXT PRIMARY KEY,
     org_id TEXT NOT NULL REFERENCES orgs(id),
@@ -90,7 +117,7 @@ CREATE TABLE members (
     role TEXT NOT NULL CHECK (role IN ('member', 'admin', 'owner')),
     created_at INTEGER NOT NULL,
     removed_at INTEGER
-);
+, user_id TEXT REFERENCES users(id));
 CREATE TABLE model_versions (
     org_id TEXT NOT NULL REFERENCES orgs(id),
     model TEXT NOT NULL,
@@ -108,6 +135,14 @@ CREATE TABLE orgs (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     created_at INTEGER NOT NULL
+);
+CREATE TABLE passkeys (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    passkey TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER
 );
 CREATE TABLE publisher_keys (
     org_id TEXT NOT NULL REFERENCES orgs(id),
@@ -137,6 +172,19 @@ CREATE TABLE rollouts (
     status TEXT NOT NULL CHECK (status IN ('active', 'paused', 'rolled_back')),
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
+);
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    member_id TEXT NOT NULL REFERENCES members(id),
+    method TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    stepped_up_at INTEGER,
+    revoked_at INTEGER
 );
 CREATE TABLE telemetry_batches (
     device_id TEXT NOT NULL,
@@ -174,6 +222,14 @@ CREATE TABLE telemetry_quality (
     sum REAL NOT NULL,
     count INTEGER NOT NULL,
     at INTEGER NOT NULL
+);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    email TEXT UNIQUE,
+    display_name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    deactivated_at INTEGER
 );
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;

@@ -1,0 +1,16 @@
+//! People and their credentials: sessions bound to one org (cookies, CSRF, step-up),
+//! invitations, and passkeys. API keys stay for backends and CI; people use sessions.
+//!
+//! Files: [`session`] (session secrets, cookies, CSRF tokens, timeouts), [`csrf`] (the
+//! same-origin checks of cookie-authenticated writes).
+
+pub mod csrf;
+pub mod session;
+
+/// Why an identity operation failed. Carries no user data.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The random generator failed.
+    #[error("random generator failed")]
+    Random,
+}
