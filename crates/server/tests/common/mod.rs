@@ -433,4 +433,5 @@ impl TestServer {
         devices
     }
 }
+pub mod people;
 pub mod raw;
