@@ -1,5 +1,7 @@
 //! The role matrix and the cross-tenant matrix: for each endpoint × role × {own org, other
-//! org}, the expected status; no response body ever contains another org's data.
+//! org} × {API key, session}, the expected status; no response body ever contains another
+//! org's data. The Owner's session belongs to a person who is also an Owner of the other org,
+//! in another session: holding both never lets one org's session reach the other.
 
 mod common;
 
@@ -12,6 +14,9 @@ struct World {
     t: TestServer,
     /// Org A keys by role: Member, Admin, Owner.
     keys: [String; 3],
+    /// Org A sessions by role (stepped up, so Owner-level actions are allowed).
+    sessions: Vec<common::people::Person>,
+    b_invitation: String,
     shared_device: String,
     b_member: String,
     b_key_id: String,
@@ -73,9 +78,40 @@ impl World {
             b_device.id.clone(),
             "b backend".to_owned(),
         ];
+        let mut sessions = Vec::new();
+        for role in ROLES {
+            sessions.push(t.person(&t.owner_key, role, true).await);
+        }
+        let (_, invited) = t
+            .call(
+                Method::POST,
+                "/v1/invitations",
+                &b.owner_api_key,
+                Some(json!({ "role": "owner" })),
+            )
+            .await;
+        let b_session = t
+            .accept(
+                invited["token"].as_str().unwrap(),
+                Some(&sessions[2].user_id),
+                true,
+            )
+            .await;
+        assert_eq!(b_session.org_id, b.org_id);
+        let (_, pending) = t
+            .call(
+                Method::POST,
+                "/v1/invitations",
+                &b.owner_api_key,
+                Some(json!({ "role": "member" })),
+            )
+            .await;
+        let b_invitation = pending["invitation"]["id"].as_str().unwrap().to_owned();
         Self {
             t,
             keys,
+            sessions,
+            b_invitation,
             shared_device,
             b_member,
             b_key_id,
@@ -84,6 +120,19 @@ impl World {
             b_device,
             b_secrets,
         }
+    }
+
+    async fn fresh_invitation(&self) -> String {
+        let (_, created) = self
+            .t
+            .call(
+                Method::POST,
+                "/v1/invitations",
+                &self.t.owner_key,
+                Some(json!({ "role": "member" })),
+            )
+            .await;
+        created["invitation"]["id"].as_str().unwrap().to_owned()
     }
 
     async fn fresh_member(&self) -> String {
@@ -143,6 +192,10 @@ enum Case {
     RevokeGroup,
     ExportAudit,
     VerifyAudit,
+    ListInvitations,
+    InviteMember,
+    InviteAdmin,
+    RevokeInvitation,
 }
 
 /// Expected statuses for (Member, Admin, Owner) on own-org targets, and on other-org targets
@@ -162,6 +215,10 @@ fn expected(case: Case) -> ([u16; 3], Option<[u16; 3]>) {
         GetDevice => ([200, 200, 200], Some([404, 404, 404])),
         RevokeDevice => ([403, 200, 200], Some([403, 404, 404])),
         RevokeGroup | ExportAudit | VerifyAudit => ([403, 200, 200], None),
+        ListInvitations => ([200, 200, 200], None),
+        InviteMember => ([403, 201, 201], None),
+        InviteAdmin => ([403, 403, 201], None),
+        RevokeInvitation => ([403, 204, 204], Some([403, 404, 404])),
     }
 }
 
@@ -259,6 +316,25 @@ async fn request(w: &World, case: Case, own: bool) -> (Method, String, Option<Va
         RevokeGroup => (Method::POST, "/v1/device-groups/bgroup/revoke".into(), None),
         ExportAudit => (Method::GET, "/v1/audit".into(), None),
         VerifyAudit => (Method::GET, "/v1/audit/verify".into(), None),
+        ListInvitations => (Method::GET, "/v1/invitations".into(), None),
+        InviteMember => (
+            Method::POST,
+            "/v1/invitations".into(),
+            Some(json!({ "role": "member" })),
+        ),
+        InviteAdmin => (
+            Method::POST,
+            "/v1/invitations".into(),
+            Some(json!({ "role": "admin" })),
+        ),
+        RevokeInvitation => {
+            let id = if own {
+                w.fresh_invitation().await
+            } else {
+                w.b_invitation.clone()
+            };
+            (Method::DELETE, format!("/v1/invitations/{id}"), None)
+        }
     }
 }
 
@@ -285,10 +361,14 @@ async fn role_and_cross_tenant_matrix() {
         RevokeGroup,
         ExportAudit,
         VerifyAudit,
+        ListInvitations,
+        InviteMember,
+        InviteAdmin,
+        RevokeInvitation,
     ];
     let mut failures = Vec::new();
     let mut checked = 0;
-    for case in cases {
+    for (case, by_session) in cases.iter().flat_map(|c| [(*c, false), (*c, true)]) {
         let (own_expected, other_expected) = expected(case);
         for (i, role) in ROLES.iter().enumerate() {
             let mut targets = vec![(true, own_expected[i])];
@@ -298,10 +378,15 @@ async fn role_and_cross_tenant_matrix() {
             for (own, want) in targets {
                 let (method, path, body) = request(&w, case, own).await;
                 let response = {
-                    let mut r =
-                        w.t.client
-                            .request(method.clone(), w.t.url(&path))
-                            .bearer_auth(&w.keys[i]);
+                    let mut r = w.t.client.request(method.clone(), w.t.url(&path));
+                    r = if by_session {
+                        let person = &w.sessions[i];
+                        r.header("cookie", format!("__Host-ek_session={}", person.secret))
+                            .header("x-csrf-token", &person.csrf)
+                            .header("origin", &w.t.base)
+                    } else {
+                        r.bearer_auth(&w.keys[i])
+                    };
                     if let Some(body) = &body {
                         r = r.json(body);
                     }
@@ -312,7 +397,8 @@ async fn role_and_cross_tenant_matrix() {
                 checked += 1;
                 if status != want {
                     failures.push(format!(
-                        "{case:?} as {role:?} own={own}: got {status}, want {want}: {text}"
+                        "{case:?} as {role:?} own={own} session={by_session}: got {status}, \
+                         want {want}: {text}"
                     ));
                 }
                 if let Some(leak) = w.b_secrets.iter().find(|s| text.contains(s.as_str())) {
@@ -333,7 +419,7 @@ async fn role_and_cross_tenant_matrix() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(checked, 18 * 3 + 7 * 3);
+    assert_eq!(checked, 2 * (22 * 3 + 8 * 3));
 
     // Org B is untouched by every cross-tenant attempt.
     let t = &w.t;
