@@ -10,6 +10,7 @@
 //! - [`net`]: the TLS listener: connection cap, timeouts, idle closing, bounded shutdown.
 //! - [`api`]: the `/v1` router, handlers and the OpenAPI document.
 //! - [`auth`]: the API key and device (proof-of-possession) extractors.
+//! - [`identity`]: people and their credentials (passkey ceremonies).
 //! - [`storage`]: the [`storage::Storage`] trait and its SQLite implementation.
 //! - [`audit`]: audit chain hashing and verification.
 //! - [`audit_throttle`]: aggregation of repeated identical rejections in the audit trail.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod data_dir;
 pub mod desired;
 pub mod error;
+pub mod identity;
 pub mod net;
 pub mod ratelimit;
 pub mod replay;
