@@ -2,9 +2,11 @@
 //! invitations, and passkeys. API keys stay for backends and CI; people use sessions.
 //!
 //! Files: [`session`] (session secrets, cookies, CSRF tokens, timeouts), [`csrf`] (the
-//! same-origin checks of cookie-authenticated writes).
+//! same-origin checks of cookie-authenticated writes), [`passkeys`] (WebAuthn registration and
+//! authentication ceremonies, JSON in and JSON out, no storage or HTTP of their own).
 
 pub mod csrf;
+pub mod passkeys;
 pub mod session;
 
 /// Why an identity operation failed. Carries no user data.
