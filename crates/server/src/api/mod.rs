@@ -1,7 +1,8 @@
 //! The `/v1` router, its middleware, body extractors and the OpenAPI document.
 //!
 //! Files: [`body_limits`] (per-route body size and deadline), [`members`] (org and members),
-//! [`people`] (invitations, the signed-in person's sessions and passkeys), [`keys`] (API keys), [`devices`] (bootstrap tokens and
+//! [`people`] (invitations, the signed-in person's sessions and passkeys), [`login`] (passkey
+//! ceremonies: accepting an invitation, signing in, adding a passkey, stepping up), [`keys`] (API keys), [`devices`] (bootstrap tokens and
 //! device administration), [`device`] (calls made by devices), [`audit`] (export and verify),
 //! [`registry`] (publisher keys, artifact upload, approval), [`rollouts`], [`delivery`]
 //! (desired state, artifact download, wrapped keys), [`telemetry`] (ingest), [`fleet`] (health).
@@ -13,6 +14,7 @@ pub mod device;
 pub mod devices;
 pub mod fleet;
 pub mod keys;
+pub mod login;
 pub mod members;
 pub mod people;
 pub mod registry;
@@ -63,6 +65,14 @@ pub struct ApiPath<T>(pub T);
         keys::create_key,
         keys::rotate_key,
         keys::revoke_key,
+        login::begin_invitation,
+        login::finish_invitation,
+        login::begin_login,
+        login::finish_login,
+        login::begin_add_passkey,
+        login::finish_add_passkey,
+        login::begin_step_up,
+        login::finish_step_up,
         people::create_invitation,
         people::list_invitations,
         people::revoke_invitation,
@@ -229,6 +239,17 @@ pub fn router(state: AppState) -> Router {
             "/v1/me/passkeys/{id}",
             axum::routing::patch(people::rename_passkey).delete(people::remove_passkey),
         )
+        .route("/v1/auth/invitations/begin", post(login::begin_invitation))
+        .route(
+            "/v1/auth/invitations/finish",
+            post(login::finish_invitation),
+        )
+        .route("/v1/auth/passkey/begin", post(login::begin_login))
+        .route("/v1/auth/passkey/finish", post(login::finish_login))
+        .route("/v1/auth/step-up/begin", post(login::begin_step_up))
+        .route("/v1/auth/step-up/finish", post(login::finish_step_up))
+        .route("/v1/me/passkeys/begin", post(login::begin_add_passkey))
+        .route("/v1/me/passkeys/finish", post(login::finish_add_passkey))
         .route("/v1/auth/logout", post(people::logout))
         .route("/v1/auth/logout-all", post(people::logout_all))
         .route("/v1/auth/switch-org", post(people::switch_org))

@@ -11,6 +11,7 @@ use crate::artifact_store::ArtifactStore;
 use crate::audit_throttle::AuditThrottle;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::identity::passkeys::PasskeyService;
 use crate::ratelimit::RateLimiter;
 use crate::replay::ReplayCache;
 use crate::secret::ServerSecret;
@@ -36,6 +37,7 @@ struct Inner {
     audit_throttle: AuditThrottle,
     key_last_touched: Mutex<HashMap<String, i64>>,
     uploads: UploadGate,
+    passkeys: Option<PasskeyService>,
 }
 
 /// The rate limiters of the server.
@@ -51,6 +53,23 @@ pub struct Limits {
     pub fail_credential: RateLimiter,
     /// Latency and quality samples per device (bounds what one device adds to aggregates).
     pub telemetry_samples: RateLimiter,
+}
+
+/// The passkey relying party of a server: its public URL's origin, with the URL's host as the
+/// relying-party id. `None` without a public URL (passkeys are bound to a stable origin) or
+/// when the host cannot be one (an IP address).
+fn passkey_service(config: &ServerConfig) -> Option<PasskeyService> {
+    let url = url::Url::parse(config.public_url.as_deref()?).ok()?;
+    let host = url.host_str()?.to_owned();
+    let service = PasskeyService::new(&host, "edgekeep", &url)
+        .and_then(|s| s.with_ceremony_lifetime(config.sessions.ceremony_timeout));
+    match service {
+        Ok(service) => Some(service),
+        Err(err) => {
+            tracing::warn!(error = %err, "passkeys disabled: the public URL cannot be a relying party");
+            None
+        }
+    }
 }
 
 impl AppState {
@@ -78,9 +97,11 @@ impl AppState {
             config.connections.uploads_per_org,
             config.connections.concurrent_upload_checks,
         );
+        let passkeys = passkey_service(&config);
         Self {
             inner: Arc::new(Inner {
                 uploads,
+                passkeys,
                 storage,
                 desired_state_key,
                 artifacts,
@@ -140,6 +161,11 @@ impl AppState {
     /// Upload slots per org and the permits to check uploads.
     pub fn uploads(&self) -> &UploadGate {
         &self.inner.uploads
+    }
+
+    /// The passkey relying party, when the server knows its public URL.
+    pub fn passkeys(&self) -> Option<&PasskeyService> {
+        self.inner.passkeys.as_ref()
     }
 
     /// The random generator.

@@ -17,6 +17,9 @@ pub struct TestServer {
     pub base: String,
     pub org_id: String,
     pub owner_key: String,
+    pub owner_invitation: String,
+    /// The origin browsers of this server's pages report (its public URL, or its address).
+    pub origin: String,
     pub data: tempfile::TempDir,
 }
 
@@ -37,6 +40,7 @@ impl TestServer {
         let created = edgekeep_server::init(data.path(), "Org A").unwrap();
         let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse().unwrap());
         adjust(&mut config);
+        let public_origin = config.public_url.clone();
         let server = Server::start(config).await.unwrap();
         let ca = reqwest::Certificate::from_pem(server.ca_cert_pem().unwrap().as_bytes()).unwrap();
         let client = reqwest::Client::builder()
@@ -45,12 +49,15 @@ impl TestServer {
             .build()
             .unwrap();
         let base = server.base_url();
+        let origin = public_origin.unwrap_or_else(|| base.clone());
         Self {
             server,
             client,
             base,
             org_id: created.org_id,
             owner_key: created.owner_api_key,
+            owner_invitation: created.owner_invitation,
+            origin,
             data,
         }
     }
@@ -433,5 +440,6 @@ impl TestServer {
         devices
     }
 }
+pub mod authenticator;
 pub mod people;
 pub mod raw;

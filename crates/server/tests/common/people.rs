@@ -192,7 +192,7 @@ impl TestServer {
                 request = request.header(CSRF_HEADER, &person.csrf);
             }
             if !overridden("origin") {
-                request = request.header("origin", &self.base);
+                request = request.header("origin", &self.origin);
             }
         }
         for (name, value) in headers {
