@@ -1,7 +1,8 @@
 //! The `/v1` router, its middleware, body extractors and the OpenAPI document.
 //!
 //! Files: [`body_limits`] (per-route body size and deadline), [`members`] (org and members),
-//! [`people`] (invitations, the signed-in person's sessions and passkeys), [`keys`] (API keys), [`devices`] (bootstrap tokens and
+//! [`people`] (invitations, the signed-in person's sessions and passkeys), [`oidc`] (an org's
+//! identity provider and sign-in through it), [`keys`] (API keys), [`devices`] (bootstrap tokens and
 //! device administration), [`device`] (calls made by devices), [`audit`] (export and verify),
 //! [`registry`] (publisher keys, artifact upload, approval), [`rollouts`], [`delivery`]
 //! (desired state, artifact download, wrapped keys), [`telemetry`] (ingest), [`fleet`] (health).
@@ -14,6 +15,7 @@ pub mod devices;
 pub mod fleet;
 pub mod keys;
 pub mod members;
+pub mod oidc;
 pub mod people;
 pub mod registry;
 pub mod rollouts;
@@ -75,6 +77,11 @@ pub struct ApiPath<T>(pub T);
         people::list_passkeys,
         people::rename_passkey,
         people::remove_passkey,
+        oidc::put_idp,
+        oidc::get_idp,
+        oidc::delete_idp,
+        oidc::start,
+        oidc::callback,
         devices::create_bootstrap_token,
         devices::list_devices,
         devices::get_device,
@@ -232,6 +239,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/logout", post(people::logout))
         .route("/v1/auth/logout-all", post(people::logout_all))
         .route("/v1/auth/switch-org", post(people::switch_org))
+        .route(
+            "/v1/org/idp",
+            get(oidc::get_idp)
+                .put(oidc::put_idp)
+                .delete(oidc::delete_idp),
+        )
+        .route("/v1/auth/oidc/{org_id}/start", get(oidc::start))
+        .route(oidc::CALLBACK_PATH, get(oidc::callback))
         .route(
             "/v1/bootstrap-tokens",
             post(devices::create_bootstrap_token),

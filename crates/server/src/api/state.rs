@@ -36,6 +36,7 @@ struct Inner {
     audit_throttle: AuditThrottle,
     key_last_touched: Mutex<HashMap<String, i64>>,
     uploads: UploadGate,
+    idp_http: crate::identity::oidc::IdpHttp,
 }
 
 /// The rate limiters of the server.
@@ -55,13 +56,14 @@ pub struct Limits {
 
 impl AppState {
     /// Builds the state over opened storage, the loaded server secret, the desired-state
-    /// signing key and the artifact store.
+    /// signing key, the artifact store and the HTTP client for identity providers.
     pub fn new(
         storage: Arc<dyn Storage>,
         config: ServerConfig,
         secret: ServerSecret,
         desired_state_key: SigningKey,
         artifacts: ArtifactStore,
+        idp_http: crate::identity::oidc::IdpHttp,
     ) -> Self {
         let limits = Limits {
             enroll_org: RateLimiter::per_minute(config.rate_limits.enrollments_per_org),
@@ -81,6 +83,7 @@ impl AppState {
         Self {
             inner: Arc::new(Inner {
                 uploads,
+                idp_http,
                 storage,
                 desired_state_key,
                 artifacts,
@@ -140,6 +143,11 @@ impl AppState {
     /// Upload slots per org and the permits to check uploads.
     pub fn uploads(&self) -> &UploadGate {
         &self.inner.uploads
+    }
+
+    /// The HTTP client that talks to orgs' identity providers.
+    pub fn idp_http(&self) -> &crate::identity::oidc::IdpHttp {
+        &self.inner.idp_http
     }
 
     /// The random generator.

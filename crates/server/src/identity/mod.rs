@@ -2,9 +2,11 @@
 //! invitations, and passkeys. API keys stay for backends and CI; people use sessions.
 //!
 //! Files: [`session`] (session secrets, cookies, CSRF tokens, timeouts), [`csrf`] (the
-//! same-origin checks of cookie-authenticated writes).
+//! same-origin checks of cookie-authenticated writes), [`oidc`] (sign-in through an org's
+//! OpenID Provider: discovery, authorization code with PKCE, ID token checks, who may enter).
 
 pub mod csrf;
+pub mod oidc;
 pub mod session;
 
 /// Why an identity operation failed. Carries no user data.
