@@ -80,6 +80,16 @@ pub enum ErrorCode {
     CeremonyInvalid,
     /// The passkey response does not verify (origin, challenge, signature, user verification or credential).
     PasskeyRejected,
+    /// The org has no identity provider configured (or does not exist).
+    IdpNotConfigured,
+    /// The org's identity provider could not be reached or answered something unusable (discovery, keys, token endpoint).
+    IdpUnavailable,
+    /// The identity provider's ID token does not verify: signature, issuer, audience, expiry or nonce.
+    IdTokenInvalid,
+    /// The identity provider's email is not verified, or its domain is not allowed by the org.
+    IdpEmailRejected,
+    /// The identity provider refused the sign-in, or the person is not a member of the org, not invited, or deactivated.
+    IdpLoginRejected,
     /// An unexpected server-side failure. Details are only in the server log.
     Internal,
 }
@@ -122,6 +132,11 @@ impl ErrorCode {
         Self::InvitationInvalid,
         Self::CeremonyInvalid,
         Self::PasskeyRejected,
+        Self::IdpNotConfigured,
+        Self::IdpUnavailable,
+        Self::IdTokenInvalid,
+        Self::IdpEmailRejected,
+        Self::IdpLoginRejected,
         Self::Internal,
     ];
 
@@ -152,13 +167,20 @@ impl ErrorCode {
             | Self::DeviceRevoked
             | Self::InvitationInvalid
             | Self::CeremonyInvalid
-            | Self::PasskeyRejected => 401,
-            Self::Forbidden | Self::NotAssigned | Self::CsrfRejected | Self::StepUpRequired => 403,
-            Self::NotFound => 404,
+            | Self::PasskeyRejected
+            | Self::IdTokenInvalid => 401,
+            Self::Forbidden
+            | Self::NotAssigned
+            | Self::CsrfRejected
+            | Self::StepUpRequired
+            | Self::IdpEmailRejected
+            | Self::IdpLoginRejected => 403,
+            Self::NotFound | Self::IdpNotConfigured => 404,
             Self::MethodNotAllowed => 405,
             Self::Conflict | Self::VersionNotApproved => 409,
             Self::RateLimited => 429,
             Self::Internal => 500,
+            Self::IdpUnavailable => 502,
         }
     }
 
@@ -200,6 +222,11 @@ impl ErrorCode {
             Self::InvitationInvalid => "invitation_invalid",
             Self::CeremonyInvalid => "ceremony_invalid",
             Self::PasskeyRejected => "passkey_rejected",
+            Self::IdpNotConfigured => "idp_not_configured",
+            Self::IdpUnavailable => "idp_unavailable",
+            Self::IdTokenInvalid => "id_token_invalid",
+            Self::IdpEmailRejected => "idp_email_rejected",
+            Self::IdpLoginRejected => "idp_login_rejected",
             Self::Internal => "internal",
         }
     }

@@ -14,6 +14,7 @@
 //! - [`rollout`]: deterministic rollout bucketing and rollout/progress states.
 //! - [`telemetry`]: the declared telemetry schema (batches, events, acknowledgements).
 //! - [`fleet`]: registry, rollout and fleet-health bodies for operators.
+//! - [`people`]: invitations, sessions and passkeys; [`idp`]: an org's OpenID Provider.
 
 #![warn(missing_docs)]
 
@@ -22,6 +23,7 @@ pub mod artifact;
 pub mod desired_state;
 pub mod error;
 pub mod fleet;
+pub mod idp;
 pub mod key_agreement;
 pub mod people;
 pub mod proof;

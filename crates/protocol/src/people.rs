@@ -224,7 +224,10 @@ pub struct MeInfo {
 /// `local@domain` with a dot in the domain, at most 254 characters, no spaces or controls.
 pub fn normalize_email(text: &str) -> Option<String> {
     let text = text.trim();
-    if text.is_empty() || text.len() > 254 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if text.is_empty()
+        || text.len() > 254
+        || text.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return None;
     }
     let (local, domain) = text.rsplit_once('@')?;
@@ -245,8 +248,23 @@ mod tests {
 
     #[test]
     fn emails_are_checked_and_lowercased() {
-        assert_eq!(normalize_email(" Ada@Example.COM ").as_deref(), Some("ada@example.com"));
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "ada@exa mple.com", "ada@.com", "ada@example.com.", "a@b@c.com", "ada@exämple.com"] {
+        assert_eq!(
+            normalize_email(" Ada@Example.COM ").as_deref(),
+            Some("ada@example.com")
+        );
+        for bad in [
+            "",
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a b@example.com",
+            "ada@exa mple.com",
+            "ada@.com",
+            "ada@example.com.",
+            "a@b@c.com",
+            "ada@exämple.com",
+        ] {
             assert_eq!(normalize_email(bad), None, "{bad}");
         }
     }

@@ -184,6 +184,8 @@ pub enum CallerCredential {
         hash: [u8; 32],
         /// The session's last step-up.
         stepped_up_at: Option<i64>,
+        /// How the person signed in (`passkey`, `oidc`, ...).
+        method: String,
     },
 }
 
@@ -418,6 +420,7 @@ async fn session_caller(
             user_id: user.id,
             hash,
             stepped_up_at: record.stepped_up_at,
+            method: record.method,
         },
         scopes,
         request_id: request_id(&parts.extensions),

@@ -138,6 +138,9 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// Session timeouts and the step-up window.
     pub sessions: crate::identity::session::SessionLimits,
+    /// PEM files of extra root certificates trusted for orgs' identity providers (a private
+    /// CA), besides the built-in web roots.
+    pub idp_extra_roots: Vec<PathBuf>,
 }
 
 impl ServerConfig {
@@ -163,6 +166,7 @@ impl ServerConfig {
             trusted_proxies: Vec::new(),
             connections: ConnectionLimits::default(),
             sessions: crate::identity::session::SessionLimits::default(),
+            idp_extra_roots: Vec::new(),
         }
     }
 }

@@ -94,6 +94,15 @@ impl From<ErrorCode> for ApiError {
                 "the sign-in attempt expired or was already used; start again"
             }
             ErrorCode::PasskeyRejected => "the passkey response was not accepted",
+            ErrorCode::IdpNotConfigured => "this org has no identity provider configured",
+            ErrorCode::IdpUnavailable => {
+                "the identity provider could not be reached or answered wrongly"
+            }
+            ErrorCode::IdTokenInvalid => "the identity provider's ID token does not verify",
+            ErrorCode::IdpEmailRejected => {
+                "the identity provider's email is unverified or its domain is not allowed"
+            }
+            ErrorCode::IdpLoginRejected => "the sign-in through the identity provider was refused",
             ErrorCode::Internal => "internal error",
         };
         Self::new(code, message)

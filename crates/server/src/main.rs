@@ -52,6 +52,10 @@ enum Command {
         /// rate limits (repeatable). Without it the header is ignored.
         #[arg(long = "trusted-proxy")]
         trusted_proxies: Vec<std::net::IpAddr>,
+        /// PEM file of extra root certificates trusted for orgs' identity providers, besides
+        /// the web roots (repeatable; for a provider behind a private CA).
+        #[arg(long = "idp-root")]
+        idp_roots: Vec<PathBuf>,
         /// Most open connections (default: three quarters of the file limit, at most 4096).
         #[arg(long)]
         max_connections: Option<usize>,
@@ -153,6 +157,7 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             tls_key,
             public_url,
             trusted_proxies,
+            idp_roots,
             max_connections,
             idle_timeout_secs,
             shutdown_grace_secs,
@@ -162,6 +167,7 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             config.tls_key = tls_key;
             config.public_url = public_url;
             config.trusted_proxies = trusted_proxies;
+            config.idp_extra_roots = idp_roots;
             config.connections.max_connections = max_connections;
             config.connections.idle_timeout = std::time::Duration::from_secs(idle_timeout_secs);
             config.connections.shutdown_grace = std::time::Duration::from_secs(shutdown_grace_secs);

@@ -46,12 +46,14 @@ impl Server {
         let retention = config.telemetry_retention_secs;
         let limits = config.connections;
         let tracker = Arc::new(ConnectionTracker::new(limits.connection_cap()));
+        let idp_http = crate::identity::oidc::IdpHttp::new(&config.idp_extra_roots)?;
         let state = AppState::new(
             Arc::clone(&storage),
             config,
             secret,
             desired_state_key,
             artifacts,
+            idp_http,
         );
         let app = router(state);
         let (stop_tx, stop_rx) = watch::channel(false);

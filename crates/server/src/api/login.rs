@@ -389,7 +389,15 @@ pub async fn finish_login(
         .as_ref()
         .or(memberships.first().map(|(m, _)| m))
         .map(|m| m.org_id.clone());
+    let sso_only = match &chosen {
+        Some(member) => {
+            let org = member.org_id.clone();
+            state.blocking(move |s| s.sso_required(&org)).await?
+        }
+        None => false,
+    };
     let verified = match (result, user.deactivated_at, chosen) {
+        (Ok(_), None, Some(_)) if sso_only => Err(ErrorCode::Forbidden),
         (Ok(verified), None, Some(member)) => Ok((verified, member)),
         (Err(err), _, _) => Err(rejected(err).code),
         (Ok(_), Some(_), _) => Err(ErrorCode::PasskeyRejected),

@@ -2,7 +2,9 @@
 //!
 //! Files: [`body_limits`] (per-route body size and deadline), [`members`] (org and members),
 //! [`people`] (invitations, the signed-in person's sessions and passkeys), [`login`] (passkey
-//! ceremonies: accepting an invitation, signing in, adding a passkey, stepping up), [`keys`] (API keys), [`devices`] (bootstrap tokens and
+//! ceremonies: accepting an invitation, signing in, adding a passkey, stepping up), [`oidc`]
+//! (an org's identity provider and sign-in through it), [`keys`] (API keys), [`devices`]
+//! (bootstrap tokens and
 //! device administration), [`device`] (calls made by devices), [`audit`] (export and verify),
 //! [`registry`] (publisher keys, artifact upload, approval), [`rollouts`], [`delivery`]
 //! (desired state, artifact download, wrapped keys), [`telemetry`] (ingest), [`fleet`] (health).
@@ -16,6 +18,7 @@ pub mod fleet;
 pub mod keys;
 pub mod login;
 pub mod members;
+pub mod oidc;
 pub mod people;
 pub mod registry;
 pub mod rollouts;
@@ -85,6 +88,11 @@ pub struct ApiPath<T>(pub T);
         people::list_passkeys,
         people::rename_passkey,
         people::remove_passkey,
+        oidc::put_idp,
+        oidc::get_idp,
+        oidc::delete_idp,
+        oidc::start,
+        oidc::callback,
         devices::create_bootstrap_token,
         devices::list_devices,
         devices::get_device,
@@ -253,6 +261,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/logout", post(people::logout))
         .route("/v1/auth/logout-all", post(people::logout_all))
         .route("/v1/auth/switch-org", post(people::switch_org))
+        .route(
+            "/v1/org/idp",
+            get(oidc::get_idp)
+                .put(oidc::put_idp)
+                .delete(oidc::delete_idp),
+        )
+        .route("/v1/auth/oidc/{org_id}/start", get(oidc::start))
+        .route(oidc::CALLBACK_PATH, get(oidc::callback))
         .route(
             "/v1/bootstrap-tokens",
             post(devices::create_bootstrap_token),

@@ -313,7 +313,8 @@ pub fn session_response(
 }
 
 /// Switches to another org of the same person: a new session bound to it (the current one
-/// ends; a step-up does not carry over).
+/// ends; a step-up does not carry over). Refused from a session an identity provider started,
+/// and into an org that requires SSO.
 #[utoipa::path(post, path = "/v1/auth/switch-org", tag = "people", security(("session" = [])),
     request_body = SwitchOrgRequest,
     responses((status = 200, body = SessionCreated), (status = 404, body = edgekeep_protocol::ErrorBody)))]
@@ -324,6 +325,15 @@ pub async fn switch_org(
 ) -> Result<Response, ApiError> {
     let (user_id, session_id) = person(&caller)?;
     let (user_id, session_id) = (user_id.to_owned(), session_id.to_owned());
+    // An org's identity provider vouches for people in that org only, and an org that requires
+    // SSO admits only its provider's sessions.
+    if matches!(&caller.credential, CallerCredential::Session { method, .. }
+        if method == crate::identity::oidc::SESSION_METHOD)
+    {
+        return Err(ApiError::forbidden(
+            "a session from an org's identity provider cannot switch org; sign in to the other org",
+        ));
+    }
     let id = user_id.clone();
     let memberships = state.blocking(move |s| s.memberships(&id)).await?;
     let member: MemberRecord = memberships
@@ -331,6 +341,12 @@ pub async fn switch_org(
         .map(|(member, _)| member)
         .find(|member| member.org_id == body.org_id)
         .ok_or_else(ApiError::not_found)?;
+    let target = member.org_id.clone();
+    if state.blocking(move |s| s.sso_required(&target)).await? {
+        return Err(ApiError::forbidden(
+            "that org requires signing in through its identity provider",
+        ));
+    }
     let started = session::mint(&state, &user_id, &member, "switch", false)?;
     let now = crate::now();
     let ended = caller.event("session.switch_org", format!("session:{session_id}"), now);

@@ -38,6 +38,7 @@ struct Inner {
     key_last_touched: Mutex<HashMap<String, i64>>,
     uploads: UploadGate,
     passkeys: Option<PasskeyService>,
+    idp_http: crate::identity::oidc::IdpHttp,
 }
 
 /// The rate limiters of the server.
@@ -74,13 +75,14 @@ fn passkey_service(config: &ServerConfig) -> Option<PasskeyService> {
 
 impl AppState {
     /// Builds the state over opened storage, the loaded server secret, the desired-state
-    /// signing key and the artifact store.
+    /// signing key, the artifact store and the HTTP client for identity providers.
     pub fn new(
         storage: Arc<dyn Storage>,
         config: ServerConfig,
         secret: ServerSecret,
         desired_state_key: SigningKey,
         artifacts: ArtifactStore,
+        idp_http: crate::identity::oidc::IdpHttp,
     ) -> Self {
         let limits = Limits {
             enroll_org: RateLimiter::per_minute(config.rate_limits.enrollments_per_org),
@@ -102,6 +104,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 uploads,
                 passkeys,
+                idp_http,
                 storage,
                 desired_state_key,
                 artifacts,
@@ -166,6 +169,11 @@ impl AppState {
     /// The passkey relying party, when the server knows its public URL.
     pub fn passkeys(&self) -> Option<&PasskeyService> {
         self.inner.passkeys.as_ref()
+    }
+
+    /// The HTTP client that talks to orgs' identity providers.
+    pub fn idp_http(&self) -> &crate::identity::oidc::IdpHttp {
+        &self.inner.idp_http
     }
 
     /// The random generator.

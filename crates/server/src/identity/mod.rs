@@ -3,9 +3,12 @@
 //!
 //! Files: [`session`] (session secrets, cookies, CSRF tokens, timeouts), [`csrf`] (the
 //! same-origin checks of cookie-authenticated writes), [`passkeys`] (WebAuthn registration and
-//! authentication ceremonies, JSON in and JSON out, no storage or HTTP of their own).
+//! authentication ceremonies, JSON in and JSON out, no storage or HTTP of their own), [`oidc`]
+//! (sign-in through an org's OpenID Provider: discovery, authorization code with PKCE, ID token
+//! checks, who may enter).
 
 pub mod csrf;
+pub mod oidc;
 pub mod passkeys;
 pub mod session;
 

@@ -253,6 +253,18 @@ CREATE TABLE ceremonies (
     expires_at INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE idp_configs (
+    org_id TEXT PRIMARY KEY REFERENCES orgs(id),
+    issuer TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    sealed_client_secret BLOB NOT NULL,
+    allowed_email_domains TEXT NOT NULL,
+    sso_required INTEGER NOT NULL CHECK (sso_required IN (0, 1)),
+    updated_by TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// A migration step that needs more than SQL, run in the same transaction right after the

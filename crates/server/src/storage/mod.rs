@@ -7,16 +7,19 @@
 #[cfg(test)]
 mod conformance;
 mod fleet;
+mod idp;
 mod migrations;
 mod people;
 mod sqlite;
 mod sqlite_fleet;
+mod sqlite_idp;
 mod sqlite_people;
 
 pub use fleet::{
     DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
     RolloutRecord, TelemetryWindow, VersionLatency, VersionQuality,
 };
+pub use idp::{IdpConfigRecord, IdpStorage};
 pub use people::{
     Acceptance, CeremonyRecord, InvitationRecord, PasskeyRecord, PeopleStorage, SessionRecord,
     UserRecord,
@@ -211,8 +214,8 @@ pub enum RefreshOutcome {
 
 /// The control plane's persistence. Implementations must be safe to share across threads.
 /// The model registry, rollouts and telemetry are in the [`FleetStorage`] supertrait; people,
-/// invitations, passkeys and sessions in [`PeopleStorage`].
-pub trait Storage: FleetStorage + PeopleStorage + Send + Sync + 'static {
+/// invitations, passkeys and sessions in [`PeopleStorage`]; identity providers in [`IdpStorage`].
+pub trait Storage: FleetStorage + PeopleStorage + IdpStorage + Send + Sync + 'static {
     /// Creates an org with its first Owner and that Owner's first API key.
     fn create_org(
         &self,

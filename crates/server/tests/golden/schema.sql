@@ -1,4 +1,4 @@
--- user_version = 4
+-- user_version = 5
 CREATE INDEX api_keys_org ON api_keys(org_id);
 CREATE INDEX audit_log_time ON audit_log(org_id, at);
 CREATE INDEX device_status_org ON device_status(org_id);
@@ -95,6 +95,16 @@ CREATE TABLE devices (
     sealed_kwk BLOB NOT NULL,
     enrolled_at INTEGER NOT NULL,
     revoked_at INTEGER
+);
+CREATE TABLE idp_configs (
+    org_id TEXT PRIMARY KEY REFERENCES orgs(id),
+    issuer TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    sealed_client_secret BLOB NOT NULL,
+    allowed_email_domains TEXT NOT NULL,
+    sso_required INTEGER NOT NULL CHECK (sso_required IN (0, 1)),
+    updated_by TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
 );
 CREATE TABLE invitations (
     id TEXT PRIMARY KEY,
