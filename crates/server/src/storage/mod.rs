@@ -9,9 +9,11 @@ mod conformance;
 mod fleet;
 mod migrations;
 mod people;
+mod scim;
 mod sqlite;
 mod sqlite_fleet;
 mod sqlite_people;
+mod sqlite_scim;
 
 pub use fleet::{
     DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
@@ -20,6 +22,10 @@ pub use fleet::{
 pub use people::{
     Acceptance, CeremonyRecord, InvitationRecord, PasskeyRecord, PeopleStorage, SessionRecord,
     UserRecord,
+};
+pub use scim::{
+    NewScimUser, ScimEmail, ScimGroupRecord, ScimLookup, ScimName, ScimPage, ScimStorage,
+    ScimTokenRecord, ScimUserRecord, USER_NAME_TAKEN,
 };
 pub use sqlite::{SqliteStorage, restrict_to_owner};
 
@@ -211,8 +217,9 @@ pub enum RefreshOutcome {
 
 /// The control plane's persistence. Implementations must be safe to share across threads.
 /// The model registry, rollouts and telemetry are in the [`FleetStorage`] supertrait; people,
-/// invitations, passkeys and sessions in [`PeopleStorage`].
-pub trait Storage: FleetStorage + PeopleStorage + Send + Sync + 'static {
+/// invitations, passkeys and sessions in [`PeopleStorage`]; SCIM provisioning in
+/// [`ScimStorage`].
+pub trait Storage: FleetStorage + PeopleStorage + ScimStorage + Send + Sync + 'static {
     /// Creates an org with its first Owner and that Owner's first API key.
     fn create_org(
         &self,
