@@ -53,6 +53,9 @@ pub enum ScimError {
     /// The method is not supported on this endpoint.
     #[error("method not supported on this endpoint")]
     MethodNotAllowed,
+    /// The operation is not implemented (searching all resource types at once).
+    #[error("not implemented by this service provider")]
+    NotImplemented,
     /// The body is larger than the server accepts.
     #[error("the request body is too large")]
     TooLarge,
@@ -79,6 +82,7 @@ impl ScimError {
             Self::Uniqueness | Self::Conflict(_) => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,

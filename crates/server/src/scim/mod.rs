@@ -53,6 +53,10 @@ async fn not_found() -> ScimError {
     ScimError::NotFound
 }
 
+async fn not_implemented(_caller: ScimCaller) -> ScimError {
+    ScimError::NotImplemented
+}
+
 async fn method_not_allowed() -> ScimError {
     ScimError::MethodNotAllowed
 }
@@ -68,6 +72,7 @@ pub fn router() -> Router<AppState> {
         .route("/Schemas/{id}", get(discovery::get_schema))
         .route("/ResourceTypes", get(discovery::list_resource_types))
         .route("/ResourceTypes/{id}", get(discovery::get_resource_type))
+        .route("/.search", axum::routing::post(not_implemented))
         .route("/Users", get(users::list).post(users::create))
         .route(
             "/Users/{id}",

@@ -169,9 +169,9 @@ pub fn group_input(body: &Map<String, Value>) -> Result<GroupInput, ScimError> {
             }
             let mut members = Vec::with_capacity(items.len());
             for item in items {
-                if text(item, "type")?.is_some_and(|t| !t.eq_ignore_ascii_case("User")) {
-                    return Err(ScimError::InvalidValue("group members must be users"));
-                }
+                // `type` is informative: every member must be a user of the org, which the
+                // caller checks by id.
+                text(item, "type")?;
                 let id = text(item, "value")?
                     .ok_or(ScimError::InvalidValue("a member needs a value"))?;
                 if !members.contains(&id) {
