@@ -28,6 +28,7 @@ pub mod key_agreement;
 pub mod people;
 pub mod proof;
 pub mod rollout;
+pub mod scim;
 pub mod signing;
 pub mod telemetry;
 pub mod token;

@@ -1,6 +1,7 @@
 //! Formats of the bearer secrets: API keys, bootstrap tokens, access and refresh tokens.
 //!
-//! Every secret reads `<kind>_<lookup><secret>`: a kind prefix (`ek`, `ekb`, `eka`, `ekr`), then
+//! Every secret reads `<kind>_<lookup><secret>`: a kind prefix (`ek`, `ekb`, `eka`, `ekr`, `eks`,
+//! `eki`, `ekc`, `ekscim`), then
 //! 12 base64url characters of random lookup id (shown in listings so an operator can tell keys
 //! apart) and 43 base64url characters (256 bits) of random secret. The server stores only the
 //! SHA-256 of the whole text ([`token_hash`]); the text itself is shown once.
@@ -32,6 +33,8 @@ pub enum TokenKind {
     Invitation,
     /// A login or registration ceremony in progress (`ekc_`).
     Ceremony,
+    /// An org's SCIM provisioning token, valid only on `/scim/v2` (`ekscim_`).
+    Scim,
 }
 
 impl TokenKind {
@@ -45,6 +48,7 @@ impl TokenKind {
             Self::Session => "eks_",
             Self::Invitation => "eki_",
             Self::Ceremony => "ekc_",
+            Self::Scim => "ekscim_",
         }
     }
 }
@@ -73,7 +77,9 @@ impl MintedToken {
     pub fn mint(kind: TokenKind, rng: &dyn SecureRandom) -> Result<Self, TokenError> {
         let mut bytes = Zeroizing::new([0u8; LOOKUP_BYTES + SECRET_BYTES]);
         rng.fill(bytes.as_mut()).map_err(|_| TokenError::Random)?;
-        let mut text = Zeroizing::new(String::with_capacity(4 + LOOKUP_LEN + SECRET_LEN));
+        let mut text = Zeroizing::new(String::with_capacity(
+            kind.prefix().len() + LOOKUP_LEN + SECRET_LEN,
+        ));
         text.push_str(kind.prefix());
         text.push_str(&crate::b64_encode(&bytes[..LOOKUP_BYTES]));
         text.push_str(&crate::b64_encode(&bytes[LOOKUP_BYTES..]));
@@ -206,6 +212,11 @@ mod tests {
             TokenError::Malformed
         );
         assert!(ParsedToken::parse(access.expose(), TokenKind::ApiKey).is_err());
+        let scim = MintedToken::mint(TokenKind::Scim, &rng).unwrap();
+        assert!(ParsedToken::parse(scim.expose(), TokenKind::Scim).is_ok());
+        for other in [TokenKind::ApiKey, TokenKind::Session, TokenKind::Access] {
+            assert!(ParsedToken::parse(scim.expose(), other).is_err());
+        }
     }
 
     #[test]

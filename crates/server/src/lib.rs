@@ -11,6 +11,7 @@
 //! - [`api`]: the `/v1` router, handlers and the OpenAPI document.
 //! - [`auth`]: the API key, session and device (proof-of-possession) extractors.
 //! - [`identity`]: people's sessions (cookies, CSRF, step-up), invitations and passkeys.
+//! - [`scim`]: SCIM 2.0 provisioning at `/scim/v2` and its `/v1` administration.
 //! - [`storage`]: the [`storage::Storage`] trait and its SQLite implementation.
 //! - [`audit`]: audit chain hashing and verification.
 //! - [`audit_throttle`]: aggregation of repeated identical rejections in the audit trail.
@@ -37,6 +38,7 @@ pub mod identity;
 pub mod net;
 pub mod ratelimit;
 pub mod replay;
+pub mod scim;
 pub mod secret;
 pub mod server;
 pub mod storage;

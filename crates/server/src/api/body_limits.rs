@@ -76,6 +76,9 @@ pub async fn limit_bodies(State(state): State<AppState>, request: Request, next:
         declared,
     );
     if declared.is_some_and(|len| len > policy.max_bytes) && request.uri().path() != UPLOAD_PATH {
+        if request.uri().path().starts_with(crate::scim::SCIM_PREFIX) {
+            return crate::scim::ScimError::TooLarge.into_response();
+        }
         return ApiError::from(ErrorCode::PayloadTooLarge).into_response();
     }
     let deadline = tokio::time::Instant::now() + policy.deadline;

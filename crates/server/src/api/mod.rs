@@ -93,6 +93,12 @@ pub struct ApiPath<T>(pub T);
         oidc::delete_idp,
         oidc::start,
         oidc::callback,
+        crate::scim::tokens::list_tokens,
+        crate::scim::tokens::create_token,
+        crate::scim::tokens::rotate_token,
+        crate::scim::tokens::revoke_token,
+        crate::scim::tokens::list_groups,
+        crate::scim::tokens::set_group_role,
         devices::create_bootstrap_token,
         devices::list_devices,
         devices::get_device,
@@ -326,6 +332,24 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/device/telemetry", post(telemetry::ingest))
         .route("/v1/fleet/health", get(fleet::health))
         .route("/v1/fleet/devices", get(fleet::devices))
+        .route(
+            "/v1/scim-tokens",
+            get(crate::scim::tokens::list_tokens).post(crate::scim::tokens::create_token),
+        )
+        .route(
+            "/v1/scim-tokens/{id}",
+            delete(crate::scim::tokens::revoke_token),
+        )
+        .route(
+            "/v1/scim-tokens/{id}/rotate",
+            post(crate::scim::tokens::rotate_token),
+        )
+        .route("/v1/scim-groups", get(crate::scim::tokens::list_groups))
+        .route(
+            "/v1/scim-groups/{id}/role",
+            put(crate::scim::tokens::set_group_role),
+        )
+        .nest(crate::scim::SCIM_PREFIX, crate::scim::router())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(

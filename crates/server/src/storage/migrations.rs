@@ -265,6 +265,55 @@ CREATE TABLE idp_configs (
     updated_at INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE scim_tokens (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    hash BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    last_used_at INTEGER,
+    replaced_by TEXT
+);
+CREATE INDEX scim_tokens_org ON scim_tokens(org_id);
+CREATE TABLE scim_users (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    user_id TEXT NOT NULL REFERENCES users(id),
+    member_id TEXT NOT NULL REFERENCES members(id),
+    user_name TEXT NOT NULL,
+    external_id TEXT,
+    given_name TEXT,
+    family_name TEXT,
+    formatted_name TEXT,
+    display_name TEXT,
+    emails TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX scim_users_name ON scim_users(org_id, user_name COLLATE NOCASE);
+CREATE INDEX scim_users_external ON scim_users(org_id, external_id);
+CREATE TABLE scim_groups (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    display_name TEXT NOT NULL,
+    external_id TEXT,
+    role TEXT CHECK (role IN ('admin', 'owner')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX scim_groups_org ON scim_groups(org_id);
+CREATE TABLE scim_group_members (
+    group_id TEXT NOT NULL REFERENCES scim_groups(id),
+    user_id TEXT NOT NULL REFERENCES scim_users(id),
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX scim_group_members_user ON scim_group_members(user_id);
+"#,
 ];
 
 /// A migration step that needs more than SQL, run in the same transaction right after the

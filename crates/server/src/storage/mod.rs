@@ -10,10 +10,12 @@ mod fleet;
 mod idp;
 mod migrations;
 mod people;
+mod scim;
 mod sqlite;
 mod sqlite_fleet;
 mod sqlite_idp;
 mod sqlite_people;
+mod sqlite_scim;
 
 pub use fleet::{
     DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
@@ -23,6 +25,10 @@ pub use idp::{IdpConfigRecord, IdpStorage};
 pub use people::{
     Acceptance, CeremonyRecord, InvitationRecord, PasskeyRecord, PeopleStorage, SessionRecord,
     UserRecord,
+};
+pub use scim::{
+    NewScimUser, ScimEmail, ScimGroupRecord, ScimLookup, ScimName, ScimPage, ScimStorage,
+    ScimTokenRecord, ScimUserRecord, USER_NAME_TAKEN,
 };
 pub use sqlite::{SqliteStorage, restrict_to_owner};
 
@@ -214,8 +220,11 @@ pub enum RefreshOutcome {
 
 /// The control plane's persistence. Implementations must be safe to share across threads.
 /// The model registry, rollouts and telemetry are in the [`FleetStorage`] supertrait; people,
-/// invitations, passkeys and sessions in [`PeopleStorage`]; identity providers in [`IdpStorage`].
-pub trait Storage: FleetStorage + PeopleStorage + IdpStorage + Send + Sync + 'static {
+/// invitations, passkeys and sessions in [`PeopleStorage`]; identity providers in
+/// [`IdpStorage`]; SCIM provisioning in [`ScimStorage`].
+pub trait Storage:
+    FleetStorage + PeopleStorage + IdpStorage + ScimStorage + Send + Sync + 'static
+{
     /// Creates an org with its first Owner and that Owner's first API key.
     fn create_org(
         &self,

@@ -331,7 +331,7 @@ fn insert_device_token_tx(
     Ok(())
 }
 
-fn owner_count(tx: &Transaction<'_>, org_id: &str) -> Result<i64, StorageError> {
+pub(super) fn owner_count(tx: &Transaction<'_>, org_id: &str) -> Result<i64, StorageError> {
     Ok(tx.query_row(
         "SELECT COUNT(*) FROM members WHERE org_id = ?1 AND role = 'owner' AND removed_at IS NULL",
         [org_id],

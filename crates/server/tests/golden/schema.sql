@@ -1,4 +1,4 @@
--- user_version = 5
+-- user_version = 6
 CREATE INDEX api_keys_org ON api_keys(org_id);
 CREATE INDEX audit_log_time ON audit_log(org_id, at);
 CREATE INDEX device_status_org ON device_status(org_id);
@@ -11,6 +11,11 @@ CREATE UNIQUE INDEX members_org_user ON members(org_id, user_id)
 CREATE INDEX passkeys_user ON passkeys(user_id);
 CREATE INDEX rollout_progress_org ON rollout_progress(org_id);
 CREATE INDEX rollouts_org_model ON rollouts(org_id, model);
+CREATE INDEX scim_group_members_user ON scim_group_members(user_id);
+CREATE INDEX scim_groups_org ON scim_groups(org_id);
+CREATE INDEX scim_tokens_org ON scim_tokens(org_id);
+CREATE INDEX scim_users_external ON scim_users(org_id, external_id);
+CREATE UNIQUE INDEX scim_users_name ON scim_users(org_id, user_name COLLATE NOCASE);
 CREATE INDEX sessions_member ON sessions(member_id);
 CREATE INDEX sessions_user ON sessions(user_id);
 CREATE INDEX telemetry_events_org ON telemetry_events(org_id, at);
@@ -180,6 +185,48 @@ CREATE TABLE rollouts (
     device_group TEXT,
     basis_points INTEGER NOT NULL CHECK (basis_points BETWEEN 0 AND 10000),
     status TEXT NOT NULL CHECK (status IN ('active', 'paused', 'rolled_back')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE scim_group_members (
+    group_id TEXT NOT NULL REFERENCES scim_groups(id),
+    user_id TEXT NOT NULL REFERENCES scim_users(id),
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE TABLE scim_groups (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    display_name TEXT NOT NULL,
+    external_id TEXT,
+    role TEXT CHECK (role IN ('admin', 'owner')),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE scim_tokens (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    hash BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    revoked_at INTEGER,
+    last_used_at INTEGER,
+    replaced_by TEXT
+);
+CREATE TABLE scim_users (
+    id TEXT PRIMARY KEY,
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    user_id TEXT NOT NULL REFERENCES users(id),
+    member_id TEXT NOT NULL REFERENCES members(id),
+    user_name TEXT NOT NULL,
+    external_id TEXT,
+    given_name TEXT,
+    family_name TEXT,
+    formatted_name TEXT,
+    display_name TEXT,
+    emails TEXT NOT NULL,
+    active INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 );

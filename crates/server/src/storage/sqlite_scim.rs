@@ -1,0 +1,765 @@
+//! [`ScimStorage`] on SQLite.
+
+use edgekeep_protocol::api::Role;
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Row, Transaction, params, params_from_iter};
+
+use super::scim::{
+    NewScimUser, ScimEmail, ScimGroupRecord, ScimLookup, ScimName, ScimPage, ScimStorage,
+    ScimTokenRecord, ScimUserRecord, USER_NAME_TAKEN,
+};
+use super::sqlite::{append_audit_tx, bad, get_hash, insert_member_tx, owner_count};
+use super::{AuditEvent, MemberRecord, SqliteStorage, StorageError};
+use crate::audit::AuditKey;
+
+const TOKEN_COLS: &str = "id, org_id, name, prefix, hash, created_at, expires_at, revoked_at, \
+     last_used_at, replaced_by";
+fn token_row(row: &Row<'_>) -> rusqlite::Result<ScimTokenRecord> {
+    Ok(ScimTokenRecord {
+        id: row.get(0)?,
+        org_id: row.get(1)?,
+        name: row.get(2)?,
+        prefix: row.get(3)?,
+        hash: get_hash(row, 4)?,
+        created_at: row.get(5)?,
+        expires_at: row.get(6)?,
+        revoked_at: row.get(7)?,
+        last_used_at: row.get(8)?,
+        replaced_by: row.get(9)?,
+    })
+}
+
+const USER_COLS: &str = "id, org_id, user_id, member_id, user_name, external_id, given_name, \
+     family_name, formatted_name, display_name, emails, active, created_at, updated_at";
+fn user_row(row: &Row<'_>) -> rusqlite::Result<ScimUserRecord> {
+    let emails: String = row.get(10)?;
+    Ok(ScimUserRecord {
+        id: row.get(0)?,
+        org_id: row.get(1)?,
+        user_id: row.get(2)?,
+        member_id: row.get(3)?,
+        user_name: row.get(4)?,
+        external_id: row.get(5)?,
+        name: ScimName {
+            given_name: row.get(6)?,
+            family_name: row.get(7)?,
+            formatted: row.get(8)?,
+        },
+        display_name: row.get(9)?,
+        emails: serde_json::from_str::<Vec<ScimEmail>>(&emails).map_err(|_| bad(10, "emails"))?,
+        active: row.get(11)?,
+        created_at: row.get(12)?,
+        updated_at: row.get(13)?,
+    })
+}
+
+const GROUP_COLS: &str = "id, org_id, display_name, external_id, role, created_at, updated_at";
+fn group_row(row: &Row<'_>) -> rusqlite::Result<ScimGroupRecord> {
+    let role: Option<String> = row.get(4)?;
+    Ok(ScimGroupRecord {
+        id: row.get(0)?,
+        org_id: row.get(1)?,
+        display_name: row.get(2)?,
+        external_id: row.get(3)?,
+        role: role
+            .map(|r| Role::parse(&r).ok_or_else(|| bad(4, "unknown role")))
+            .transpose()?,
+        members: Vec::new(),
+        created_at: row.get(5)?,
+        updated_at: row.get(6)?,
+    })
+}
+
+fn emails_text(emails: &[ScimEmail]) -> Result<String, StorageError> {
+    serde_json::to_string(emails).map_err(|_| StorageError::Conflict("emails cannot be stored"))
+}
+
+fn lookup_clause(lookup: &ScimLookup, name_col: &str) -> (String, Option<String>) {
+    match lookup {
+        ScimLookup::All => (String::new(), None),
+        ScimLookup::Name(v) => (
+            format!(" AND {name_col} = ?2 COLLATE NOCASE"),
+            Some(v.clone()),
+        ),
+        ScimLookup::ExternalId(v) => (" AND external_id = ?2".to_owned(), Some(v.clone())),
+        ScimLookup::Id(v) => (" AND id = ?2".to_owned(), Some(v.clone())),
+    }
+}
+
+fn user_name_taken(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    user_name: &str,
+    except_id: &str,
+) -> Result<bool, StorageError> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM scim_users WHERE org_id = ?1 AND user_name = ?2 COLLATE NOCASE \
+             AND id != ?3",
+            params![org_id, user_name, except_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn scim_user_tx(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<ScimUserRecord>, StorageError> {
+    Ok(tx
+        .query_row(
+            &format!("SELECT {USER_COLS} FROM scim_users WHERE org_id = ?1 AND id = ?2"),
+            [org_id, id],
+            user_row,
+        )
+        .optional()?)
+}
+
+/// Ends a SCIM user's membership: removed, its API keys and sessions revoked, the person
+/// deactivated (and all their sessions ended) when no other org has them.
+fn deprovision_tx(
+    tx: &Transaction<'_>,
+    record: &ScimUserRecord,
+    at: i64,
+) -> Result<(), StorageError> {
+    let org_id = &record.org_id;
+    tx.execute(
+        "UPDATE members SET removed_at = ?3 WHERE org_id = ?1 AND id = ?2 AND removed_at IS NULL",
+        params![org_id, record.member_id, at],
+    )?;
+    if owner_count(tx, org_id)? == 0 {
+        return Err(StorageError::Conflict("an org keeps at least one owner"));
+    }
+    tx.execute(
+        "UPDATE api_keys SET revoked_at = ?3 WHERE org_id = ?1 AND member_id = ?2 \
+         AND revoked_at IS NULL",
+        params![org_id, record.member_id, at],
+    )?;
+    tx.execute(
+        "UPDATE sessions SET revoked_at = ?3 WHERE org_id = ?1 AND member_id = ?2 \
+         AND revoked_at IS NULL",
+        params![org_id, record.member_id, at],
+    )?;
+    let remaining: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM members WHERE user_id = ?1 AND removed_at IS NULL",
+        [&record.user_id],
+        |row| row.get(0),
+    )?;
+    if remaining == 0 {
+        tx.execute(
+            "UPDATE users SET deactivated_at = ?2 WHERE id = ?1 AND deactivated_at IS NULL",
+            params![record.user_id, at],
+        )?;
+        tx.execute(
+            "UPDATE sessions SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+            params![record.user_id, at],
+        )?;
+    }
+    Ok(())
+}
+
+/// Gives each active SCIM user in `ids` the highest role of its groups (Member without one),
+/// auditing each change; refuses a result without an Owner.
+fn apply_group_roles_tx(
+    tx: &Transaction<'_>,
+    key: &AuditKey,
+    org_id: &str,
+    ids: &[String],
+    base: &AuditEvent,
+) -> Result<(), StorageError> {
+    for id in ids {
+        let Some(user) = scim_user_tx(tx, org_id, id)? else {
+            continue;
+        };
+        if !user.active {
+            continue;
+        }
+        let mut stmt = tx.prepare_cached(
+            "SELECT g.role FROM scim_groups g JOIN scim_group_members gm ON gm.group_id = g.id \
+             WHERE gm.user_id = ?1 AND g.org_id = ?2 AND g.role IS NOT NULL",
+        )?;
+        let target = stmt
+            .query_map([id, &org_id.to_owned()], |row| row.get::<_, String>(0))?
+            .filter_map(|r| r.ok().and_then(|t| Role::parse(&t)))
+            .max()
+            .unwrap_or(Role::Member);
+        let current: Option<String> = tx
+            .query_row(
+                "SELECT role FROM members WHERE org_id = ?1 AND id = ?2 AND removed_at IS NULL",
+                [org_id, &user.member_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(current) = current else { continue };
+        if current != target.as_str() {
+            tx.execute(
+                "UPDATE members SET role = ?3 WHERE org_id = ?1 AND id = ?2",
+                params![org_id, user.member_id, target.as_str()],
+            )?;
+            let mut event = base.clone();
+            event.action = format!("scim.role.{}", target.as_str());
+            event.target = format!("member:{}", user.member_id);
+            append_audit_tx(tx, key, &event)?;
+        }
+    }
+    if owner_count(tx, org_id)? == 0 {
+        return Err(StorageError::Conflict("an org keeps at least one owner"));
+    }
+    Ok(())
+}
+
+fn group_members_tx(tx: &Transaction<'_>, group_id: &str) -> Result<Vec<String>, StorageError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT user_id FROM scim_group_members WHERE group_id = ?1 ORDER BY user_id",
+    )?;
+    let rows = stmt.query_map([group_id], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn set_group_members_tx(tx: &Transaction<'_>, group: &ScimGroupRecord) -> Result<(), StorageError> {
+    tx.execute(
+        "DELETE FROM scim_group_members WHERE group_id = ?1",
+        [&group.id],
+    )?;
+    for member in &group.members {
+        tx.execute(
+            "INSERT OR IGNORE INTO scim_group_members (group_id, user_id) \
+             SELECT ?1, id FROM scim_users WHERE id = ?2 AND org_id = ?3",
+            params![group.id, member, group.org_id],
+        )?;
+    }
+    Ok(())
+}
+
+fn group_tx(
+    tx: &Transaction<'_>,
+    org_id: &str,
+    id: &str,
+) -> Result<Option<ScimGroupRecord>, StorageError> {
+    let found = tx
+        .query_row(
+            &format!("SELECT {GROUP_COLS} FROM scim_groups WHERE org_id = ?1 AND id = ?2"),
+            [org_id, id],
+            group_row,
+        )
+        .optional()?;
+    let Some(mut group) = found else {
+        return Ok(None);
+    };
+    group.members = group_members_tx(tx, &group.id)?;
+    Ok(Some(group))
+}
+
+/// A listable SCIM table.
+struct Listing<T> {
+    table: &'static str,
+    cols: &'static str,
+    name_col: &'static str,
+    map: fn(&Row<'_>) -> rusqlite::Result<T>,
+}
+
+const USERS: Listing<ScimUserRecord> = Listing {
+    table: "scim_users",
+    cols: USER_COLS,
+    name_col: "user_name",
+    map: user_row,
+};
+
+const GROUPS: Listing<ScimGroupRecord> = Listing {
+    table: "scim_groups",
+    cols: GROUP_COLS,
+    name_col: "display_name",
+    map: group_row,
+};
+
+impl SqliteStorage {
+    fn page<T>(
+        &self,
+        listing: &Listing<T>,
+        org_id: &str,
+        lookup: &ScimLookup,
+        offset: u64,
+        limit: u64,
+    ) -> Result<ScimPage<T>, StorageError> {
+        let Listing {
+            table,
+            cols,
+            name_col,
+            map,
+        } = *listing;
+        let conn = self.read();
+        let (clause, value) = lookup_clause(lookup, name_col);
+        let mut args: Vec<Value> = vec![Value::Text(org_id.to_owned())];
+        if let Some(value) = value {
+            args.push(Value::Text(value));
+        }
+        let total: i64 = conn.query_row(
+            &format!("SELECT COUNT(*) FROM {table} WHERE org_id = ?1{clause}"),
+            params_from_iter(args.iter()),
+            |row| row.get(0),
+        )?;
+        let n = args.len();
+        args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        args.push(Value::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {cols} FROM {table} WHERE org_id = ?1{clause} ORDER BY created_at, rowid \
+             LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        ))?;
+        let items = stmt
+            .query_map(params_from_iter(args.iter()), map)?
+            .collect::<Result<_, _>>()?;
+        Ok(ScimPage {
+            total: total as u64,
+            items,
+        })
+    }
+}
+
+impl ScimStorage for SqliteStorage {
+    fn insert_scim_token(
+        &self,
+        token: &ScimTokenRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            insert_token_tx(tx, token)?;
+            append_audit_tx(tx, &self.audit_key, audit)
+        })
+    }
+
+    fn scim_tokens(&self, org_id: &str) -> Result<Vec<ScimTokenRecord>, StorageError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {TOKEN_COLS} FROM scim_tokens WHERE org_id = ?1 ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([org_id], token_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn scim_token(
+        &self,
+        org_id: &str,
+        token_id: &str,
+    ) -> Result<Option<ScimTokenRecord>, StorageError> {
+        let conn = self.read();
+        Ok(conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLS} FROM scim_tokens WHERE org_id = ?1 AND id = ?2"),
+                [org_id, token_id],
+                token_row,
+            )
+            .optional()?)
+    }
+
+    fn scim_token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ScimTokenRecord>, StorageError> {
+        let conn = self.read();
+        Ok(conn
+            .query_row(
+                &format!("SELECT {TOKEN_COLS} FROM scim_tokens WHERE hash = ?1"),
+                [hash.as_slice()],
+                token_row,
+            )
+            .optional()?)
+    }
+
+    fn rotate_scim_token(
+        &self,
+        org_id: &str,
+        old_id: &str,
+        old_expires_at: i64,
+        new: &ScimTokenRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            insert_token_tx(tx, new)?;
+            let changed = tx.execute(
+                "UPDATE scim_tokens SET expires_at = MIN(COALESCE(expires_at, ?3), ?3), \
+                 replaced_by = ?4 WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL \
+                 AND replaced_by IS NULL",
+                params![org_id, old_id, old_expires_at, new.id],
+            )?;
+            if changed == 0 {
+                return Err(StorageError::Conflict(
+                    "token was revoked or already rotated",
+                ));
+            }
+            append_audit_tx(tx, &self.audit_key, audit)
+        })
+    }
+
+    fn revoke_scim_token(
+        &self,
+        org_id: &str,
+        token_id: &str,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StorageError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE scim_tokens SET revoked_at = ?3 WHERE org_id = ?1 AND id = ?2 \
+                 AND revoked_at IS NULL",
+                params![org_id, token_id, at],
+            )?;
+            if changed > 0 {
+                append_audit_tx(tx, &self.audit_key, audit)?;
+            }
+            Ok(changed > 0)
+        })
+    }
+
+    fn touch_scim_token(&self, token_id: &str, at: i64) -> Result<(), StorageError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE scim_tokens SET last_used_at = ?2 WHERE id = ?1",
+                params![token_id, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn create_scim_user(&self, new: &NewScimUser<'_>) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let r = new.record;
+            if user_name_taken(tx, &r.org_id, &r.user_name, &r.id)? {
+                return Err(StorageError::Conflict(USER_NAME_TAKEN));
+            }
+            let email_free = match &new.user.email {
+                Some(email) => tx
+                    .query_row("SELECT 1 FROM users WHERE email = ?1", [email], |_| Ok(()))
+                    .optional()?
+                    .is_none(),
+                None => false,
+            };
+            tx.execute(
+                "INSERT INTO users (id, handle, email, display_name, created_at, deactivated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    new.user.id,
+                    new.user.handle,
+                    new.user.email.as_ref().filter(|_| email_free),
+                    new.user.display_name,
+                    new.user.created_at,
+                    (!r.active).then_some(r.created_at)
+                ],
+            )?;
+            let mut member = new.member.clone();
+            member.user_id = Some(new.user.id.clone());
+            insert_member_tx(tx, &member)?;
+            if !r.active {
+                tx.execute(
+                    "UPDATE members SET removed_at = ?2 WHERE id = ?1",
+                    params![member.id, r.created_at],
+                )?;
+            }
+            insert_user_tx(tx, r)?;
+            append_audit_tx(tx, &self.audit_key, new.audit)
+        })
+    }
+
+    fn scim_user(&self, org_id: &str, id: &str) -> Result<Option<ScimUserRecord>, StorageError> {
+        let conn = self.read();
+        Ok(conn
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM scim_users WHERE org_id = ?1 AND id = ?2"),
+                [org_id, id],
+                user_row,
+            )
+            .optional()?)
+    }
+
+    fn scim_users(
+        &self,
+        org_id: &str,
+        lookup: &ScimLookup,
+        offset: u64,
+        limit: u64,
+    ) -> Result<ScimPage<ScimUserRecord>, StorageError> {
+        self.page(&USERS, org_id, lookup, offset, limit)
+    }
+
+    fn update_scim_user(
+        &self,
+        record: &ScimUserRecord,
+        new_member_id: &str,
+        audit: &AuditEvent,
+    ) -> Result<Option<ScimUserRecord>, StorageError> {
+        self.write(|tx| {
+            let Some(previous) = scim_user_tx(tx, &record.org_id, &record.id)? else {
+                return Ok(None);
+            };
+            if user_name_taken(tx, &record.org_id, &record.user_name, &record.id)? {
+                return Err(StorageError::Conflict(USER_NAME_TAKEN));
+            }
+            let mut next = record.clone();
+            next.user_id.clone_from(&previous.user_id);
+            next.member_id.clone_from(&previous.member_id);
+            next.created_at = previous.created_at;
+            let name = next.shown_name();
+            append_audit_tx(tx, &self.audit_key, audit)?;
+            let mut transition = None;
+            if previous.active && !next.active {
+                deprovision_tx(tx, &previous, next.updated_at)?;
+                transition = Some("scim.user.deactivate");
+            } else if !previous.active && next.active {
+                let member = MemberRecord {
+                    id: new_member_id.to_owned(),
+                    org_id: next.org_id.clone(),
+                    name: name.clone(),
+                    role: Role::Member,
+                    created_at: next.updated_at,
+                    user_id: Some(next.user_id.clone()),
+                };
+                insert_member_tx(tx, &member)?;
+                tx.execute(
+                    "UPDATE users SET deactivated_at = NULL WHERE id = ?1",
+                    [&next.user_id],
+                )?;
+                next.member_id = member.id;
+                transition = Some("scim.user.reactivate");
+            }
+            if let Some(action) = transition {
+                let mut event = audit.clone();
+                event.action = action.to_owned();
+                event.target = format!("member:{}", next.member_id);
+                append_audit_tx(tx, &self.audit_key, &event)?;
+            }
+            tx.execute(
+                "UPDATE scim_users SET member_id = ?3, user_name = ?4, external_id = ?5, \
+                 given_name = ?6, family_name = ?7, formatted_name = ?8, display_name = ?9, \
+                 emails = ?10, active = ?11, updated_at = ?12 WHERE org_id = ?1 AND id = ?2",
+                params![
+                    next.org_id,
+                    next.id,
+                    next.member_id,
+                    next.user_name,
+                    next.external_id,
+                    next.name.given_name,
+                    next.name.family_name,
+                    next.name.formatted,
+                    next.display_name,
+                    emails_text(&next.emails)?,
+                    next.active,
+                    next.updated_at
+                ],
+            )?;
+            tx.execute(
+                "UPDATE users SET display_name = ?2 WHERE id = ?1",
+                params![next.user_id, name],
+            )?;
+            tx.execute(
+                "UPDATE members SET name = ?3 WHERE org_id = ?1 AND id = ?2 AND removed_at IS NULL",
+                params![next.org_id, next.member_id, name],
+            )?;
+            if transition == Some("scim.user.reactivate") {
+                apply_group_roles_tx(
+                    tx,
+                    &self.audit_key,
+                    &next.org_id,
+                    std::slice::from_ref(&next.id),
+                    audit,
+                )?;
+            }
+            Ok(Some(next))
+        })
+    }
+
+    fn delete_scim_user(
+        &self,
+        org_id: &str,
+        id: &str,
+        at: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StorageError> {
+        self.write(|tx| {
+            let Some(previous) = scim_user_tx(tx, org_id, id)? else {
+                return Ok(false);
+            };
+            if previous.active {
+                deprovision_tx(tx, &previous, at)?;
+            }
+            tx.execute("DELETE FROM scim_group_members WHERE user_id = ?1", [id])?;
+            tx.execute(
+                "DELETE FROM scim_users WHERE org_id = ?1 AND id = ?2",
+                [org_id, id],
+            )?;
+            append_audit_tx(tx, &self.audit_key, audit)?;
+            Ok(true)
+        })
+    }
+
+    fn create_scim_group(
+        &self,
+        group: &ScimGroupRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StorageError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO scim_groups (id, org_id, display_name, external_id, role, \
+                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6)",
+                params![
+                    group.id,
+                    group.org_id,
+                    group.display_name,
+                    group.external_id,
+                    group.created_at,
+                    group.updated_at
+                ],
+            )?;
+            set_group_members_tx(tx, group)?;
+            append_audit_tx(tx, &self.audit_key, audit)
+        })
+    }
+
+    fn scim_group(&self, org_id: &str, id: &str) -> Result<Option<ScimGroupRecord>, StorageError> {
+        // Read through the writer's view for a consistent group and member list.
+        self.write(|tx| group_tx(tx, org_id, id))
+    }
+
+    fn scim_groups(
+        &self,
+        org_id: &str,
+        lookup: &ScimLookup,
+        offset: u64,
+        limit: u64,
+    ) -> Result<ScimPage<ScimGroupRecord>, StorageError> {
+        let mut page = self.page(&GROUPS, org_id, lookup, offset, limit)?;
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT user_id FROM scim_group_members WHERE group_id = ?1 ORDER BY user_id",
+        )?;
+        for group in &mut page.items {
+            group.members = stmt
+                .query_map([&group.id], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(page)
+    }
+
+    fn update_scim_group(
+        &self,
+        group: &ScimGroupRecord,
+        audit: &AuditEvent,
+    ) -> Result<bool, StorageError> {
+        self.write(|tx| {
+            let Some(previous) = group_tx(tx, &group.org_id, &group.id)? else {
+                return Ok(false);
+            };
+            tx.execute(
+                "UPDATE scim_groups SET display_name = ?3, external_id = ?4, updated_at = ?5 \
+                 WHERE org_id = ?1 AND id = ?2",
+                params![
+                    group.org_id,
+                    group.id,
+                    group.display_name,
+                    group.external_id,
+                    group.updated_at
+                ],
+            )?;
+            set_group_members_tx(tx, group)?;
+            append_audit_tx(tx, &self.audit_key, audit)?;
+            let mut touched: Vec<String> = previous
+                .members
+                .iter()
+                .chain(group.members.iter())
+                .cloned()
+                .collect();
+            touched.sort();
+            touched.dedup();
+            apply_group_roles_tx(tx, &self.audit_key, &group.org_id, &touched, audit)?;
+            Ok(true)
+        })
+    }
+
+    fn delete_scim_group(
+        &self,
+        org_id: &str,
+        id: &str,
+        _at: i64,
+        audit: &AuditEvent,
+    ) -> Result<bool, StorageError> {
+        self.write(|tx| {
+            let Some(previous) = group_tx(tx, org_id, id)? else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM scim_group_members WHERE group_id = ?1", [id])?;
+            tx.execute(
+                "DELETE FROM scim_groups WHERE org_id = ?1 AND id = ?2",
+                [org_id, id],
+            )?;
+            append_audit_tx(tx, &self.audit_key, audit)?;
+            apply_group_roles_tx(tx, &self.audit_key, org_id, &previous.members, audit)?;
+            Ok(true)
+        })
+    }
+
+    fn set_scim_group_role(
+        &self,
+        org_id: &str,
+        id: &str,
+        role: Option<Role>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StorageError> {
+        self.write(|tx| {
+            let changed = tx.execute(
+                "UPDATE scim_groups SET role = ?3 WHERE org_id = ?1 AND id = ?2",
+                params![org_id, id, role.map(Role::as_str)],
+            )?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            append_audit_tx(tx, &self.audit_key, audit)?;
+            let members = group_members_tx(tx, id)?;
+            apply_group_roles_tx(tx, &self.audit_key, org_id, &members, audit)?;
+            Ok(true)
+        })
+    }
+}
+
+fn insert_token_tx(tx: &Transaction<'_>, token: &ScimTokenRecord) -> Result<(), StorageError> {
+    tx.execute(
+        &format!("INSERT INTO scim_tokens ({TOKEN_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
+        params![
+            token.id,
+            token.org_id,
+            token.name,
+            token.prefix,
+            token.hash.as_slice(),
+            token.created_at,
+            token.expires_at,
+            token.revoked_at,
+            token.last_used_at,
+            token.replaced_by
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_user_tx(tx: &Transaction<'_>, r: &ScimUserRecord) -> Result<(), StorageError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO scim_users ({USER_COLS}) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
+        ),
+        params![
+            r.id,
+            r.org_id,
+            r.user_id,
+            r.member_id,
+            r.user_name,
+            r.external_id,
+            r.name.given_name,
+            r.name.family_name,
+            r.name.formatted,
+            r.display_name,
+            emails_text(&r.emails)?,
+            r.active,
+            r.created_at,
+            r.updated_at
+        ],
+    )?;
+    Ok(())
+}
