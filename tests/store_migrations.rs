@@ -96,3 +96,108 @@ fn fixture_is_unchanged_by_tests() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/testdata/store_v1.sqlite");
     assert_eq!(user_version(&fixture), 1);
 }
+
+fn all_rows(conn: &Connection, table: &str) -> Vec<Vec<(String, rusqlite::types::Value)>> {
+    let mut stmt = conn.prepare(&format!("SELECT * FROM {table}")).unwrap();
+    let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+    stmt.query_map([], |r| {
+        (0..names.len())
+            .map(|i| Ok((names[i].clone(), r.get(i)?)))
+            .collect()
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+fn write_back(conn: &Connection, table: &str, saved: &[Vec<(String, rusqlite::types::Value)>]) {
+    for row in saved {
+        let cols: Vec<&str> = row.iter().map(|(c, _)| c.as_str()).collect();
+        let marks: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
+        let values: Vec<&rusqlite::types::Value> = row.iter().map(|(_, v)| v).collect();
+        conn.execute(
+            &format!(
+                "INSERT OR REPLACE INTO {table} ({}) VALUES ({})",
+                cols.join(", "),
+                marks.join(", ")
+            ),
+            rusqlite::params_from_iter(values),
+        )
+        .unwrap();
+    }
+}
+
+fn open_fixture_copy(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("old.db");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/testdata/store_v1.sqlite");
+    std::fs::copy(&fixture, &path).unwrap();
+    path
+}
+
+fn open(path: &Path) -> Result<Store, edgekeep::store::StoreError> {
+    Store::builder(path)
+        .key_provider(Arc::new(RawKeyProvider::new(FIXTURE_KEK)))
+        .open()
+}
+
+fn is_row_set_changed(result: Result<Store, edgekeep::store::StoreError>) -> bool {
+    matches!(
+        result,
+        Err(edgekeep::store::StoreError::Tampered {
+            kind: edgekeep::store::TamperKind::RowSetChanged,
+            ..
+        })
+    )
+}
+
+#[test]
+fn upgrade_authenticates_old_rows_once_then_detects_their_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = open_fixture_copy(dir.path());
+    let legacy_kv = all_rows(&Connection::open(&path).unwrap(), "kv");
+    open(&path).unwrap().close().unwrap();
+    let upgraded_kv = all_rows(&Connection::open(&path).unwrap(), "kv");
+
+    // The upgraded store reopens with its data intact.
+    let store = open(&path).unwrap();
+    assert_eq!(
+        store.kv().get(NS, b"device").unwrap().unwrap().as_bytes(),
+        b"credential v1"
+    );
+    store.kv().put(NS, b"device", b"credential v2").unwrap();
+    store.close().unwrap();
+    let current_kv = all_rows(&Connection::open(&path).unwrap(), "kv");
+
+    // The upgraded copy of the old credential, written back: refused.
+    write_back(&Connection::open(&path).unwrap(), "kv", &upgraded_kv);
+    assert!(is_row_set_changed(open(&path)), "replay of an upgraded row");
+
+    // The pre-upgrade ciphertext from the old file, written back: refused too.
+    write_back(&Connection::open(&path).unwrap(), "kv", &legacy_kv);
+    assert!(
+        is_row_set_changed(open(&path)),
+        "replay of a pre-upgrade row"
+    );
+
+    // The current rows back in place: the store opens with the newest value.
+    write_back(&Connection::open(&path).unwrap(), "kv", &current_kv);
+    let store = open(&path).unwrap();
+    assert_eq!(
+        store.kv().get(NS, b"device").unwrap().unwrap().as_bytes(),
+        b"credential v2"
+    );
+    store.close().unwrap();
+    {
+        let conn = Connection::open(&path).unwrap();
+        for table in ["kv", "events", "artifact_chunks", "artifacts"] {
+            let unversioned: i64 = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM {table} WHERE ver = 0"),
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(unversioned, 0, "{table} rows were given versions");
+        }
+    }
+}

@@ -1,18 +1,20 @@
 //! Large blobs (delivered model artifacts) stored as sealed chunks, written incrementally
 //! as a download progresses and resumable from the stored length.
 //!
-//! Each chunk's associated data binds namespace, artifact lookup hash and chunk number, so
-//! chunks cannot be reordered or moved between artifacts. Finishing seals a manifest
-//! (length and chunk count) that [`Artifacts::read`] checks, so dropped trailing chunks are
-//! detected too.
+//! Each chunk's associated data binds namespace, artifact lookup hash, chunk number and the
+//! chunk's version, so chunks cannot be reordered or moved between artifacts. Finishing
+//! seals a manifest (length and chunk count) that [`Artifacts::read`] checks, so dropped
+//! trailing chunks are detected too; the ledger refuses the chunks and manifest of a deleted
+//! or replaced artifact written back.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use zeroize::Zeroizing;
 
 use super::Store;
-use super::cipher::{Cipher, Slot};
+use super::cipher::Cipher;
 use super::error::{Result, StoreError, TamperKind};
 use super::keys::now_millis;
+use super::ledger::{self, Changes, Ledger, Table};
 use super::types::{Namespace, SecretBytes};
 
 pub(crate) const TABLE: &str = "artifacts";
@@ -63,6 +65,7 @@ struct Row {
     stored_len: u64,
     chunk_count: i64,
     manifest: Option<Vec<u8>>,
+    manifest_version: i64,
 }
 
 impl Row {
@@ -78,7 +81,7 @@ impl Row {
 fn find(conn: &Connection, ns: &str, lookup: &[u8]) -> Result<Option<Row>> {
     let row = conn
         .prepare_cached(
-            "SELECT id, expected_len, stored_len, chunk_count, manifest
+            "SELECT id, expected_len, stored_len, chunk_count, manifest, ver
              FROM artifacts WHERE namespace = ?1 AND lookup = ?2",
         )?
         .query_row(params![ns, lookup], |r| {
@@ -88,6 +91,7 @@ fn find(conn: &Connection, ns: &str, lookup: &[u8]) -> Result<Option<Row>> {
                 stored_len: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
                 chunk_count: r.get(3)?,
                 manifest: r.get(4)?,
+                manifest_version: r.get(5)?,
             })
         })
         .optional()?;
@@ -123,7 +127,7 @@ impl<'a> Artifacts<'a> {
         if expected_len > MAX_ARTIFACT_LEN {
             return Err(StoreError::InvalidInput("artifact too large"));
         }
-        self.store.write(0, |tx, cipher| {
+        self.store.write(0, |tx, cipher, _| {
             let lookup = cipher.lookup(TABLE, ns, name);
             if let Some(row) = find(tx, ns, &lookup)? {
                 if row.expected_len != expected_len {
@@ -156,15 +160,15 @@ impl<'a> Artifacts<'a> {
     ) -> Result<ArtifactProgress> {
         let ns = namespace.checked()?;
         let pieces = bytes.len().div_ceil(MAX_CHUNK_LEN) as u64;
-        self.store.write(pieces, |tx, cipher| {
-            append(tx, cipher, ns, name, offset, bytes)
+        self.store.write(pieces, |tx, cipher, changes| {
+            append(tx, cipher, changes, ns, name, offset, bytes)
         })
     }
 
     /// Progress of artifact `name`, or `None` if it was never begun.
     pub fn progress(&self, namespace: Namespace, name: &[u8]) -> Result<Option<ArtifactProgress>> {
         let ns = namespace.checked()?;
-        self.store.read(|conn, cipher| {
+        self.store.read(|conn, cipher, _| {
             Ok(find(conn, ns, &cipher.lookup(TABLE, ns, name))?.map(|r| r.progress()))
         })
     }
@@ -173,7 +177,7 @@ impl<'a> Artifacts<'a> {
     /// [`StoreError::ArtifactState`] if bytes are missing.
     pub fn finish(&self, namespace: Namespace, name: &[u8]) -> Result<()> {
         let ns = namespace.checked()?;
-        self.store.write(1, |tx, cipher| {
+        self.store.write(1, |tx, cipher, changes| {
             let lookup = cipher.lookup(TABLE, ns, name);
             let row = find(tx, ns, &lookup)?.ok_or(StoreError::ArtifactState("not begun"))?;
             if row.manifest.is_some() {
@@ -183,28 +187,34 @@ impl<'a> Artifacts<'a> {
                 return Err(StoreError::ArtifactState("incomplete"));
             }
             let chunks = u64::try_from(row.chunk_count).unwrap_or(0);
+            let slot_row = manifest_row(ns, &lookup);
+            let version = changes.assign(cipher, Table::Manifests, &slot_row)?;
             let manifest = cipher.seal(
-                Slot {
-                    table: TABLE,
-                    column: MANIFEST_COLUMN,
-                    row: &manifest_row(ns, &lookup),
-                },
+                Table::Manifests.slot(&slot_row, version),
                 &manifest_bytes(row.expected_len, chunks),
             )?;
-            tx.prepare_cached("UPDATE artifacts SET manifest = ?1, key_id = ?2 WHERE id = ?3")?
-                .execute(params![manifest, cipher.primary_id(), row.id])?;
+            tx.prepare_cached(
+                "UPDATE artifacts SET manifest = ?1, key_id = ?2, ver = ?3 WHERE id = ?4",
+            )?
+            .execute(params![
+                manifest,
+                cipher.primary_id(),
+                ledger::to_sql(version)?,
+                row.id
+            ])?;
             Ok(())
         })
     }
 
     /// Reads a complete artifact into one zeroizing buffer (to hand to the model loader).
     /// Fails with [`StoreError::ArtifactState`] if it is incomplete and with
-    /// [`StoreError::Tampered`] if any chunk or the manifest was altered, moved or dropped.
+    /// [`StoreError::Tampered`] if any chunk or the manifest was altered, moved or dropped,
+    /// or belongs to a deleted or replaced artifact written back.
     pub fn read(&self, namespace: Namespace, name: &[u8]) -> Result<Option<SecretBytes>> {
         let ns = namespace.checked()?;
-        self.store.read(|conn, cipher| {
+        self.store.read(|conn, cipher, ledger| {
             let tx = conn.unchecked_transaction()?;
-            let out = read(&tx, cipher, ns, name);
+            let out = read(&tx, cipher, ledger, ns, name);
             tx.finish()?;
             out
         })
@@ -213,8 +223,11 @@ impl<'a> Artifacts<'a> {
     /// Deletes artifact `name` and its chunks; returns whether it existed.
     pub fn delete(&self, namespace: Namespace, name: &[u8]) -> Result<bool> {
         let ns = namespace.checked()?;
-        self.store.write(0, |tx, cipher| {
+        self.store.write(0, |tx, cipher, changes| {
             let lookup = cipher.lookup(TABLE, ns, name);
+            let slot_row = manifest_row(ns, &lookup);
+            changes.remove(cipher, Table::Manifests, &slot_row);
+            changes.remove_matching(cipher, Table::Chunks, &slot_row, |seq| seq.len() == 8);
             let n = tx
                 .prepare_cached("DELETE FROM artifacts WHERE namespace = ?1 AND lookup = ?2")?
                 .execute(params![ns, lookup])?;
@@ -226,6 +239,7 @@ impl<'a> Artifacts<'a> {
 fn append(
     tx: &Transaction<'_>,
     cipher: &Cipher,
+    changes: &mut Changes<'_>,
     ns: &str,
     name: &[u8],
     offset: u64,
@@ -248,18 +262,19 @@ fn append(
     let mut seq = row.chunk_count;
     for piece in bytes.chunks(MAX_CHUNK_LEN) {
         let slot_row = chunk_row(ns, &lookup, seq);
-        let sealed = cipher.seal(
-            Slot {
-                table: CHUNK_TABLE,
-                column: CHUNK_COLUMN,
-                row: &slot_row,
-            },
-            piece,
-        )?;
+        let version = changes.assign(cipher, Table::Chunks, &slot_row)?;
+        let sealed = cipher.seal(Table::Chunks.slot(&slot_row, version), piece)?;
         tx.prepare_cached(
-            "INSERT INTO artifact_chunks (artifact_id, seq, key_id, data) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO artifact_chunks (artifact_id, seq, key_id, data, ver)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![row.id, seq, cipher.primary_id(), sealed])?;
+        .execute(params![
+            row.id,
+            seq,
+            cipher.primary_id(),
+            sealed,
+            ledger::to_sql(version)?
+        ])?;
         seq += 1;
     }
     tx.prepare_cached("UPDATE artifacts SET stored_len = ?1, chunk_count = ?2 WHERE id = ?3")?
@@ -271,22 +286,28 @@ fn append(
     })
 }
 
-fn read(conn: &Connection, cipher: &Cipher, ns: &str, name: &[u8]) -> Result<Option<SecretBytes>> {
+fn read(
+    conn: &Connection,
+    cipher: &Cipher,
+    ledger: &Ledger,
+    ns: &str,
+    name: &[u8],
+) -> Result<Option<SecretBytes>> {
     let lookup = cipher.lookup(TABLE, ns, name);
+    let manifest_slot_row = manifest_row(ns, &lookup);
     let Some(row) = find(conn, ns, &lookup)? else {
+        ledger.check_absent(Table::Manifests, &manifest_slot_row)?;
         return Ok(None);
     };
     let Some(manifest) = &row.manifest else {
+        ledger.check_absent(Table::Manifests, &manifest_slot_row)?;
         return Err(StoreError::ArtifactState("incomplete"));
     };
     let manifest = cipher.open(
-        Slot {
-            table: TABLE,
-            column: MANIFEST_COLUMN,
-            row: &manifest_row(ns, &lookup),
-        },
+        Table::Manifests.slot(&manifest_slot_row, ledger::from_sql(row.manifest_version)),
         manifest,
     )?;
+    ledger.check(Table::Manifests, &manifest_slot_row, row.manifest_version)?;
     let tampered = StoreError::Tampered {
         table: CHUNK_TABLE,
         column: CHUNK_COLUMN,
@@ -305,7 +326,7 @@ fn read(conn: &Connection, cipher: &Cipher, ns: &str, name: &[u8]) -> Result<Opt
     let capacity = usize::try_from(len.min(MAX_ARTIFACT_LEN)).unwrap_or(0);
     let mut out = Zeroizing::new(Vec::with_capacity(capacity));
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, data FROM artifact_chunks WHERE artifact_id = ?1 ORDER BY seq",
+        "SELECT seq, data, ver FROM artifact_chunks WHERE artifact_id = ?1 ORDER BY seq",
     )?;
     let mut rows = stmt.query([row.id])?;
     let mut expected_seq = 0i64;
@@ -315,15 +336,13 @@ fn read(conn: &Connection, cipher: &Cipher, ns: &str, name: &[u8]) -> Result<Opt
             return Err(tampered);
         }
         let sealed = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+        let version: i64 = r.get(2)?;
         let slot_row = chunk_row(ns, &lookup, seq);
         let piece = cipher.open(
-            Slot {
-                table: CHUNK_TABLE,
-                column: CHUNK_COLUMN,
-                row: &slot_row,
-            },
+            Table::Chunks.slot(&slot_row, ledger::from_sql(version)),
             sealed,
         )?;
+        ledger.check(Table::Chunks, &slot_row, version)?;
         out.extend_from_slice(&piece);
         expected_seq += 1;
     }

@@ -7,10 +7,12 @@
 //! ```
 //!
 //! The associated data binds the envelope header (format and key id), the record layout
-//! version, and the value's slot: table, column and row key. A ciphertext copied to another
-//! row, column or table, or relabelled with another key id, fails to open. Nonces are random
-//! 96-bit values; the per-key message budget that keeps that safe is enforced by
-//! [`NonceBudget`]. See `docs/adr/0002-store-encryption.md`.
+//! version, and the value's slot: table, column, row key and (record layout 2) the value's
+//! version. A ciphertext copied to another row, column or table, relabelled with another
+//! key id or given another version fails to open; which version is current is the ledger's
+//! business (`ledger.rs`). Nonces are random 96-bit values; the per-key message budget that
+//! keeps that safe is enforced by [`NonceBudget`]. See `docs/adr/0002-store-encryption.md`
+//! and `docs/adr/0015-store-rollback-protection.md`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,9 +26,13 @@ use super::error::{Result, StoreError, TamperKind};
 
 /// Envelope format byte written by this build.
 pub(crate) const FORMAT_V1: u8 = 1;
-/// Version of the record layout bound into every value's associated data. It changes only
-/// when the meaning of a sealed column changes, and then a migration re-seals that column.
-pub(crate) const RECORD_LAYOUT_VERSION: u32 = 1;
+/// Record layout of values without a version: key canaries, and values written before
+/// schema 3 (opened once, by the upgrade that re-seals them).
+const RECORD_LAYOUT_V1: u32 = 1;
+/// Record layout of versioned values: the slot's version follows the row key in the
+/// associated data. A layout changes only when the meaning of a sealed column changes, and
+/// then a migration re-seals that column.
+const RECORD_LAYOUT_V2: u32 = 2;
 /// Length of a data key and of the lookup key, in bytes.
 pub(crate) const KEY_LEN: usize = 32;
 /// Bytes the envelope adds to a plaintext.
@@ -38,6 +44,7 @@ const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
 const TAG_LEN: usize = 16;
 const AD_DOMAIN: &[u8] = b"edgekeep.store.value";
 const LOOKUP_DOMAIN: &[u8] = b"edgekeep.store.lookup";
+const LEDGER_KEY_DOMAIN: &[u8] = b"edgekeep.store.ledger-key.v1";
 
 /// Identifier of a data key inside a store's key set (Tink style: random, never reused).
 pub type KeyId = u32;
@@ -51,6 +58,9 @@ pub(crate) struct Slot<'a> {
     pub column: &'static str,
     /// Row key: the bytes that identify the row (namespace, lookup hash, sequence number).
     pub row: &'a [u8],
+    /// The value's version from the store's ledger. `None` only for key canaries and for
+    /// values written before schema 3 (record layout 1).
+    pub version: Option<u64>,
 }
 
 impl Slot<'_> {
@@ -168,6 +178,53 @@ impl std::fmt::Debug for LookupKey {
     }
 }
 
+impl LookupKey {
+    /// The ledger key: HMAC-SHA256(lookup key, domain). Derived, never stored, so it sits
+    /// under the same key-encryption key as the lookup key it comes from.
+    fn derive_ledger_key(&self) -> LedgerKey {
+        let derived = Zeroizing::new(self.sign_raw(LEDGER_KEY_DOMAIN));
+        LedgerKey {
+            hmac: hmac::Key::new(hmac::HMAC_SHA256, &derived),
+        }
+    }
+}
+
+/// The HMAC-SHA256 key that authenticates the ledger (`ledger.rs`): its per-row entries and
+/// its state. Kept apart from the lookup key so no ledger tag is ever a lookup hash.
+pub(crate) struct LedgerKey {
+    hmac: hmac::Key,
+}
+
+impl LedgerKey {
+    fn message(parts: &[&[u8]]) -> Vec<u8> {
+        let mut msg = Vec::with_capacity(parts.iter().map(|p| 8 + p.len()).sum());
+        for part in parts {
+            msg.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            msg.extend_from_slice(part);
+        }
+        msg
+    }
+
+    /// HMAC-SHA256 over length-prefixed parts.
+    fn mac(&self, parts: &[&[u8]]) -> [u8; LOOKUP_LEN] {
+        let tag = hmac::sign(&self.hmac, &Self::message(parts));
+        let mut out = [0u8; LOOKUP_LEN];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
+    /// Constant-time check of a [`mac`](Self::mac).
+    fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        hmac::verify(&self.hmac, &Self::message(parts), tag).is_ok()
+    }
+}
+
+impl std::fmt::Debug for LedgerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LedgerKey(<redacted>)")
+    }
+}
+
 /// Fresh random key material.
 pub(crate) fn random_key(rng: &SystemRandom) -> Result<Zeroizing<[u8; KEY_LEN]>> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
@@ -224,6 +281,7 @@ pub(crate) struct Cipher {
     keys: HashMap<KeyId, DataKey>,
     primary: KeyId,
     lookup: LookupKey,
+    ledger: LedgerKey,
     nonces: Mutex<NoncePool>,
 }
 
@@ -239,13 +297,43 @@ impl Cipher {
         if !keys.contains_key(&primary) {
             return Err(StoreError::KeySet("primary data key missing"));
         }
+        let ledger = lookup.derive_ledger_key();
         Ok(Self {
             mode,
             keys,
             primary,
             lookup,
+            ledger,
             nonces: Mutex::new(NoncePool::new()),
         })
+    }
+
+    /// Keyed hash of one live row for the ledger's digests: table tag, row key and version.
+    /// All zeros in the benchmark's plaintext mode.
+    pub(crate) fn ledger_entry(&self, table: u8, row: &[u8], version: u64) -> [u8; LOOKUP_LEN] {
+        match self.mode {
+            Mode::Sealed => {
+                self.ledger
+                    .mac(&[&b"entry"[..], &[table][..], row, &version.to_be_bytes()[..]])
+            }
+            Mode::Plain => [0; LOOKUP_LEN],
+        }
+    }
+
+    /// Tag of the ledger's state. Empty in the benchmark's plaintext mode.
+    pub(crate) fn ledger_tag(&self, state: &[u8]) -> Vec<u8> {
+        match self.mode {
+            Mode::Sealed => self.ledger.mac(&[&b"state"[..], state]).to_vec(),
+            Mode::Plain => Vec::new(),
+        }
+    }
+
+    /// Constant-time check of a [`ledger_tag`](Self::ledger_tag).
+    pub(crate) fn verify_ledger_tag(&self, state: &[u8], tag: &[u8]) -> bool {
+        match self.mode {
+            Mode::Sealed => self.ledger.verify(&[&b"state"[..], state], tag),
+            Mode::Plain => true,
+        }
     }
 
     /// Id of the key new values are sealed with.
@@ -331,7 +419,9 @@ fn parse_header(slot: Slot<'_>, envelope: &[u8]) -> Result<Header> {
 fn with_associated_data<T>(header: &[u8], slot: Slot<'_>, f: impl FnOnce(&[u8]) -> T) -> T {
     const STACK: usize = 256;
     let parts = [slot.table.as_bytes(), slot.column.as_bytes(), slot.row];
-    let len = AD_DOMAIN.len() + 5 + 4 + parts.iter().map(|p| 8 + p.len()).sum::<usize>();
+    let version_len = if slot.version.is_some() { 8 } else { 0 };
+    let len =
+        AD_DOMAIN.len() + 5 + 4 + parts.iter().map(|p| 8 + p.len()).sum::<usize>() + version_len;
     let mut stack = [0u8; STACK];
     let mut heap = Vec::new();
     let buf: &mut [u8] = if len <= STACK {
@@ -347,10 +437,17 @@ fn with_associated_data<T>(header: &[u8], slot: Slot<'_>, f: impl FnOnce(&[u8]) 
     };
     put(AD_DOMAIN);
     put(&header[..5]);
-    put(&RECORD_LAYOUT_VERSION.to_be_bytes());
+    let layout = match slot.version {
+        Some(_) => RECORD_LAYOUT_V2,
+        None => RECORD_LAYOUT_V1,
+    };
+    put(&layout.to_be_bytes());
     for part in parts {
         put(&(part.len() as u64).to_be_bytes());
         put(part);
+    }
+    if let Some(version) = slot.version {
+        put(&version.to_be_bytes());
     }
     f(buf)
 }
@@ -428,6 +525,7 @@ mod tests {
             table: "kv",
             column: "value",
             row,
+            version: Some(1),
         }
     }
 
@@ -533,9 +631,13 @@ mod tests {
             let cipher = cipher_with(&[3], 3);
             let env = cipher.seal(slot(&row_a), &value).unwrap();
             prop_assert_eq!(kind(cipher.open(slot(&row_b), &env).unwrap_err()), TamperKind::AuthenticationFailed);
-            let other_column = Slot { table: "kv", column: "other", row: &row_a };
+            let other_column = Slot { table: "kv", column: "other", row: &row_a, version: Some(1) };
             prop_assert_eq!(kind(cipher.open(other_column, &env).unwrap_err()), TamperKind::AuthenticationFailed);
-            let other_table = Slot { table: "events", column: "value", row: &row_a };
+            let other_table = Slot { table: "events", column: "value", row: &row_a, version: Some(1) };
+            let other_version = Slot { version: Some(2), ..slot(&row_a) };
+            prop_assert_eq!(kind(cipher.open(other_version, &env).unwrap_err()), TamperKind::AuthenticationFailed);
+            let unversioned = Slot { version: None, ..slot(&row_a) };
+            prop_assert_eq!(kind(cipher.open(unversioned, &env).unwrap_err()), TamperKind::AuthenticationFailed);
             prop_assert_eq!(kind(cipher.open(other_table, &env).unwrap_err()), TamperKind::AuthenticationFailed);
         }
 

@@ -5,8 +5,9 @@
 
 use std::fmt;
 
-/// What was wrong with a sealed value that failed to open.
+/// What was wrong with a sealed value that failed to open, or with the set of rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TamperKind {
     /// The stored envelope is shorter than its header and tag.
     Truncated,
@@ -16,6 +17,12 @@ pub enum TamperKind {
     UnknownKeyId,
     /// Authentication failed: the bytes were altered or moved from another row or column.
     AuthenticationFailed,
+    /// The value authenticates but is not the latest one written to its row: an older copy
+    /// written back, or a deleted row written back.
+    Replayed,
+    /// The rows differ from the set the store's ledger authenticates: a row is missing, was
+    /// added behind the store's back, or the ledger was rolled back while the store was open.
+    RowSetChanged,
 }
 
 impl fmt::Display for TamperKind {
@@ -25,6 +32,8 @@ impl fmt::Display for TamperKind {
             TamperKind::UnknownFormat => "unknown envelope format",
             TamperKind::UnknownKeyId => "unknown key id",
             TamperKind::AuthenticationFailed => "authentication failed",
+            TamperKind::Replayed => "not the latest value of its row",
+            TamperKind::RowSetChanged => "rows differ from the authenticated ledger",
         })
     }
 }
@@ -62,7 +71,10 @@ pub enum StoreError {
     /// with the right key.
     #[error("wrong key: the store's data key cannot be unwrapped with this key provider")]
     WrongKey,
-    /// A sealed value failed to open: it was altered, truncated or moved between rows.
+    /// A sealed value failed to open (altered, truncated, moved between rows), is older
+    /// than its row's latest write, or the rows differ from the store's authenticated
+    /// ledger (deleted, re-inserted or rolled back). Nothing is deleted; reading other rows
+    /// may still work, but the file was changed behind the store's back.
     #[error("tampered value in {table}.{column}: {kind}")]
     Tampered {
         /// Table holding the value.

@@ -1,15 +1,18 @@
 //! Append-only event records with time: personalization examples, the telemetry queue.
 //!
-//! Each payload is sealed; the associated data binds namespace, event id and time, so a
-//! payload cannot be moved to another event and the time cannot be altered unnoticed.
+//! Each payload is sealed; the associated data binds namespace, event id, time and the
+//! payload's version, so a payload cannot be moved to another event and the time cannot be
+//! altered unnoticed; the ledger refuses a deleted event written back and notices a
+//! missing one.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, Transaction, params};
 
 use super::Store;
-use super::cipher::{Cipher, Slot};
+use super::cipher::Cipher;
 use super::error::{Result, StoreError};
+use super::ledger::{self, Changes, Ledger, Table};
 use super::retention;
 use super::types::{Namespace, SecretBytes};
 
@@ -54,6 +57,20 @@ pub(crate) fn row_key(ns: &str, id: i64, recorded_at: i64) -> Vec<u8> {
     row
 }
 
+/// The start of every event row key of namespace `ns`; an event id follows it.
+pub(crate) fn namespace_prefix(ns: &str) -> Vec<u8> {
+    let mut row = Vec::with_capacity(1 + ns.len());
+    row.push(ns.len() as u8);
+    row.extend_from_slice(ns.as_bytes());
+    row
+}
+
+/// The event id of a row key's suffix after [`namespace_prefix`].
+pub(crate) fn id_in_row_suffix(suffix: &[u8]) -> Option<i64> {
+    let id: [u8; 8] = suffix.get(..8)?.try_into().ok()?;
+    (suffix.len() == 16).then(|| i64::from_be_bytes(id))
+}
+
 fn to_millis(t: SystemTime) -> Result<i64> {
     let d = t
         .duration_since(UNIX_EPOCH)
@@ -92,17 +109,18 @@ impl<'a> Events<'a> {
         let ns = namespace.checked()?;
         let at = to_millis(recorded_at)?;
         let policy = self.store.retention_for(&namespace).cloned();
-        self.store.write(1, |tx, cipher| {
-            let id = append(tx, cipher, ns, at, payload)?;
+        self.store.write(1, |tx, cipher, changes| {
+            let id = append(tx, cipher, changes, ns, at, payload)?;
             if let Some(policy) = &policy {
-                retention::enforce(tx, ns, policy, super::keys::now_millis())?;
+                retention::enforce(tx, cipher, changes, ns, policy, super::keys::now_millis())?;
             }
             Ok(id)
         })
     }
 
     /// Up to `limit` events with ids greater than `after` (all when `None`), oldest first.
-    /// Fails with [`StoreError::Tampered`] if any of them was altered.
+    /// Fails with [`StoreError::Tampered`] if any of them was altered or written back after
+    /// being deleted, or if one is missing from the file.
     pub fn scan(
         &self,
         namespace: Namespace,
@@ -111,16 +129,18 @@ impl<'a> Events<'a> {
     ) -> Result<Vec<Event>> {
         let ns = namespace.checked()?;
         let after = after.map_or(0, |id| id.0);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.store
-            .read(|conn, cipher| scan(conn, cipher, ns, after, limit))
+            .read(|conn, cipher, ledger| scan(conn, cipher, ledger, ns, after, limit))
     }
 
     /// Deletes events up to and including `through` (acknowledged telemetry, consumed
     /// examples); returns how many.
     pub fn delete_through(&self, namespace: Namespace, through: EventId) -> Result<u64> {
         let ns = namespace.checked()?;
-        self.store.write(0, |tx, _| {
+        self.store.write(0, |tx, cipher, changes| {
+            changes.remove_matching(cipher, Table::Events, &namespace_prefix(ns), |suffix| {
+                id_in_row_suffix(suffix).is_some_and(|id| id <= through.0)
+            });
             let n = tx
                 .prepare_cached("DELETE FROM events WHERE namespace = ?1 AND id <= ?2")?
                 .execute(params![ns, through.0])?;
@@ -131,7 +151,10 @@ impl<'a> Events<'a> {
     /// Deletes one event; returns whether it existed.
     pub fn delete(&self, namespace: Namespace, id: EventId) -> Result<bool> {
         let ns = namespace.checked()?;
-        self.store.write(0, |tx, _| {
+        self.store.write(0, |tx, cipher, changes| {
+            let mut prefix = namespace_prefix(ns);
+            prefix.extend_from_slice(&id.0.to_be_bytes());
+            changes.remove_matching(cipher, Table::Events, &prefix, |time| time.len() == 8);
             let n = tx
                 .prepare_cached("DELETE FROM events WHERE namespace = ?1 AND id = ?2")?
                 .execute(params![ns, id.0])?;
@@ -142,7 +165,7 @@ impl<'a> Events<'a> {
     /// Number of events in `namespace`.
     pub fn count(&self, namespace: Namespace) -> Result<u64> {
         let ns = namespace.checked()?;
-        self.store.read(|conn, _| {
+        self.store.read(|conn, _, _| {
             let n: i64 = conn
                 .prepare_cached("SELECT COUNT(*) FROM events WHERE namespace = ?1")?
                 .query_row([ns], |r| r.get(0))?;
@@ -153,7 +176,7 @@ impl<'a> Events<'a> {
     /// Bytes the events of `namespace` occupy, sealed (what retention counts).
     pub fn stored_bytes(&self, namespace: Namespace) -> Result<u64> {
         let ns = namespace.checked()?;
-        self.store.read(|conn, _| {
+        self.store.read(|conn, _, _| {
             let n: i64 = conn.query_row(
                 "SELECT COALESCE(SUM(byte_len), 0) FROM events WHERE namespace = ?1",
                 [ns],
@@ -168,6 +191,7 @@ impl<'a> Events<'a> {
 pub(crate) fn append(
     tx: &Transaction<'_>,
     cipher: &Cipher,
+    changes: &mut Changes<'_>,
     ns: &str,
     at: i64,
     payload: &[u8],
@@ -179,17 +203,11 @@ pub(crate) fn append(
         )?
         .query_row([], |r| r.get(0))?;
     let row = row_key(ns, id, at);
-    let sealed = cipher.seal(
-        Slot {
-            table: TABLE,
-            column: COLUMN,
-            row: &row,
-        },
-        payload,
-    )?;
+    let version = changes.assign(cipher, Table::Events, &row)?;
+    let sealed = cipher.seal(Table::Events.slot(&row, version), payload)?;
     tx.prepare_cached(
-        "INSERT INTO events (id, namespace, recorded_at, key_id, payload, byte_len)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO events (id, namespace, recorded_at, key_id, payload, byte_len, ver)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         id,
@@ -197,7 +215,8 @@ pub(crate) fn append(
         at,
         cipher.primary_id(),
         sealed,
-        sealed.len() as i64
+        sealed.len() as i64,
+        ledger::to_sql(version)?
     ])?;
     Ok(EventId(id))
 }
@@ -205,34 +224,34 @@ pub(crate) fn append(
 fn scan(
     conn: &Connection,
     cipher: &Cipher,
+    ledger: &Ledger,
     ns: &str,
     after: i64,
-    limit: i64,
+    limit: usize,
 ) -> Result<Vec<Event>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, recorded_at, payload FROM events
+        "SELECT id, recorded_at, payload, ver FROM events
          WHERE namespace = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
     )?;
-    let mut rows = stmt.query(params![ns, after, limit])?;
+    let sql_limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![ns, after, sql_limit])?;
     let mut out = Vec::new();
+    let mut ids = Vec::new();
     while let Some(r) = rows.next()? {
         let id: i64 = r.get(0)?;
         let at: i64 = r.get(1)?;
         let sealed = r.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+        let version: i64 = r.get(3)?;
         let row = row_key(ns, id, at);
-        let payload = cipher.open(
-            Slot {
-                table: TABLE,
-                column: COLUMN,
-                row: &row,
-            },
-            sealed,
-        )?;
+        let payload = cipher.open(Table::Events.slot(&row, ledger::from_sql(version)), sealed)?;
+        ledger.check(Table::Events, &row, version)?;
+        ids.push(id);
         out.push(Event {
             id: EventId(id),
             recorded_at: from_millis(at),
             payload: payload.into(),
         });
     }
+    ledger.check_event_ids(ns, after, limit, &ids)?;
     Ok(out)
 }

@@ -341,6 +341,7 @@ fn canary_slot(row: &[u8]) -> Slot<'_> {
         table: "keyset",
         column: "canary",
         row,
+        version: None,
     }
 }
 
@@ -543,6 +544,28 @@ pub(crate) fn destroy_key(tx: &Transaction<'_>, id: KeyId) -> Result<()> {
     tx.execute(
         "DELETE FROM keyset WHERE key_id = ?1 AND purpose = ?2 AND status = ?3",
         params![id, Purpose::Data as i64, Status::DecryptOnly as i64],
+    )?;
+    Ok(())
+}
+
+/// Counts `count` seals under `key_id` inside `tx`, for re-sealing done outside the
+/// writer's [`NonceBudget`] (the schema-3 upgrade); the writer loads the raised
+/// reservation afterwards.
+pub(crate) fn reserve_nonces_in(tx: &Transaction<'_>, key_id: KeyId, count: u64) -> Result<()> {
+    let reserved: i64 = tx.query_row(
+        "SELECT nonce_reserved FROM keyset WHERE key_id = ?1",
+        [key_id],
+        |r| r.get(0),
+    )?;
+    let needed = u64::try_from(reserved)
+        .unwrap_or(NonceBudget::LIMIT)
+        .saturating_add(count);
+    if needed > NonceBudget::LIMIT {
+        return Err(StoreError::KeySet("nonce budget exhausted"));
+    }
+    tx.execute(
+        "UPDATE keyset SET nonce_reserved = ?1 WHERE key_id = ?2",
+        params![i64::try_from(needed).unwrap_or(i64::MAX), key_id],
     )?;
     Ok(())
 }

@@ -8,10 +8,15 @@
 //! Collections: [`Kv`] (key/value blobs), [`Events`] (append-only records with time) and
 //! [`Artifacts`] (large blobs such as model files, stored as encrypted chunks).
 //!
+//! Every sealed value carries a version from a store-wide counter, and an authenticated
+//! ledger records which version of each row is live, so a value written back over a newer
+//! one, or a deleted row written back, is [`StoreError::Tampered`] (ADR 0015).
+//!
 //! Files: `error.rs` errors; `cipher.rs` envelope, AEAD and lookup hashes; `keys.rs`
-//! key providers, wrapped key set, canary and nonce budget; `rotation.rs` data-key rotation;
-//! `schema.rs` migrations; `kv.rs`, `events.rs`, `artifacts.rs` collections; `retention.rs`
-//! age and size limits; `types.rs` namespaces and zeroizing buffers.
+//! key providers, wrapped key set, canary and nonce budget; `ledger.rs` rollback
+//! protection (row versions, the ledger); `rotation.rs` data-key rotation; `schema.rs`
+//! migrations; `kv.rs`, `events.rs`, `artifacts.rs` collections; `retention.rs` age and size
+//! limits; `types.rs` namespaces and zeroizing buffers.
 
 #![warn(missing_docs)]
 
@@ -21,6 +26,7 @@ mod error;
 mod events;
 mod keys;
 mod kv;
+mod ledger;
 mod retention;
 mod rotation;
 mod schema;
@@ -28,7 +34,7 @@ mod types;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -45,6 +51,7 @@ pub use types::{Namespace, SecretBytes};
 
 use cipher::{Cipher, Mode};
 use keys::NonceBudget;
+use ledger::{Changes, Ledger};
 
 /// Configures and opens a [`Store`].
 pub struct StoreBuilder {
@@ -94,12 +101,17 @@ impl StoreBuilder {
     ///
     /// For an existing file the key set is unwrapped and its canaries checked before
     /// anything is written: a wrong key fails with [`StoreError::WrongKey`] and leaves the
-    /// file untouched. Other failures: [`StoreError::Corrupt`] for a file that is not a
-    /// store, [`StoreError::UnsupportedVersion`] for a newer schema,
+    /// file untouched. Then every row is checked against the store's authenticated ledger:
+    /// a row written back, deleted or added behind the store's back fails with
+    /// [`StoreError::Tampered`] (nothing is deleted). Other failures: [`StoreError::Corrupt`]
+    /// for a file that is not a store, [`StoreError::UnsupportedVersion`] for a newer schema,
     /// [`StoreError::KeyProvider`] when the host's provider fails.
     ///
     /// Cost: one provider unwrap per key (one PBKDF2 derivation with the passphrase
-    /// provider), plus migrations and retention on first open.
+    /// provider), one HMAC per stored value for the ledger check (no decryption), plus
+    /// migrations and retention on first open; upgrading a store written before schema 3
+    /// re-seals every value once. Memory: the live version of every row is kept while the
+    /// store is open (on the order of 100 bytes per row).
     pub fn open(self) -> Result<Store> {
         let provider = self
             .provider
@@ -120,15 +132,21 @@ impl StoreBuilder {
             if !keys::keyset_exists(&tx)? {
                 keys::create_keyset(&tx, provider.as_ref())?;
             }
+            if !ledger::exists(&tx)? {
+                let cipher = keys::load_cipher(&tx, provider.as_ref(), self.mode)?;
+                ledger::authenticate_existing(&tx, &cipher)?;
+            }
             tx.commit()?;
         }
         let cipher = keys::load_cipher(&conn, provider.as_ref(), self.mode)?;
+        let ledger = Ledger::load(&conn, &cipher)?;
         let budget = NonceBudget::load(&conn, cipher.primary_id())?;
         let store = Store {
             path: self.path,
             writer: Mutex::new(Writer { conn, budget }),
             readers: Mutex::new(Vec::new()),
             cipher: RwLock::new(Arc::new(cipher)),
+            ledger: RwLock::new(ledger),
             provider: RwLock::new(provider),
             retention: self.retention,
             max_readers: self.max_readers,
@@ -153,6 +171,8 @@ pub struct Store {
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
     cipher: RwLock<Arc<Cipher>>,
+    /// Live row versions; changed only by the writer, after its transaction commits.
+    ledger: RwLock<Ledger>,
     provider: RwLock<Arc<dyn KeyProvider>>,
     retention: BTreeMap<Namespace, RetentionPolicy>,
     max_readers: usize,
@@ -169,6 +189,14 @@ impl std::fmt::Debug for Store {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read_lock<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
 }
 
 fn open_connection(path: &Path, read_only: bool, busy_timeout: Duration) -> Result<Connection> {
@@ -283,10 +311,11 @@ impl Store {
     /// Applies every namespace's retention policy now (it also runs at open and on writes
     /// to a namespace with a policy).
     pub fn enforce_retention(&self) -> Result<RetentionReport> {
-        let report = self.write(0, |tx, _| {
+        let report = self.write(0, |tx, cipher, changes| {
             let mut total = RetentionReport::default();
             for (ns, policy) in &self.retention {
-                total += retention::enforce(tx, ns.checked()?, policy, keys::now_millis())?;
+                let ns = ns.checked()?;
+                total += retention::enforce(tx, cipher, changes, ns, policy, keys::now_millis())?;
             }
             Ok(total)
         })?;
@@ -364,11 +393,12 @@ impl Store {
     }
 
     /// Runs `f` in an immediate write transaction after reserving nonce budget for `seals`
-    /// sealed values.
+    /// sealed values. `f` records its ledger changes; the new ledger row is written in the
+    /// same transaction and the in-memory ledger updated only after the commit.
     pub(crate) fn write<T>(
         &self,
         seals: u64,
-        f: impl FnOnce(&Transaction<'_>, &Cipher) -> Result<T>,
+        f: impl FnOnce(&Transaction<'_>, &Cipher, &mut Changes<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut w = lock(&self.writer);
         if seals > 0 {
@@ -378,17 +408,33 @@ impl Store {
         let tx = w
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx, &cipher)?;
+        write_lock(&self.ledger).sync(&tx, &cipher)?;
+        let (out, update) = {
+            let ledger = read_lock(&self.ledger);
+            let mut changes = ledger.begin();
+            let out = f(&tx, &cipher, &mut changes)?;
+            (out, changes.finish(&tx, &cipher)?)
+        };
         tx.commit()?;
+        if let Some(update) = update {
+            write_lock(&self.ledger).apply(update);
+        }
         Ok(out)
     }
 
     /// Runs `f` on a reader connection. A value sealed under a key added or destroyed by a
-    /// concurrent rotation is retried once with the current keys and a fresh snapshot.
-    pub(crate) fn read<T>(&self, f: impl Fn(&Connection, &Cipher) -> Result<T>) -> Result<T> {
+    /// concurrent rotation is retried once with the current keys and a fresh snapshot. A
+    /// version the ledger disputes is decided again with writes held off (the snapshot may
+    /// predate a write the ledger already knows, or follow one it has not applied yet), after
+    /// taking in any ledger another connection wrote.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl Fn(&Connection, &Cipher, &Ledger) -> Result<T>,
+    ) -> Result<T> {
         let conn = self.take_reader()?;
+        let attempt = |cipher: &Cipher| f(&conn, cipher, &read_lock(&self.ledger));
         let cipher = self.cipher();
-        let mut out = f(&conn, &cipher);
+        let mut out = attempt(&cipher);
         if let Err(StoreError::Tampered {
             kind: TamperKind::UnknownKeyId,
             ..
@@ -396,8 +442,19 @@ impl Store {
         {
             let current = self.cipher();
             if !Arc::ptr_eq(&current, &cipher) {
-                out = f(&conn, &current);
+                out = attempt(&current);
             }
+        }
+        if let Err(StoreError::Tampered {
+            kind: TamperKind::Replayed | TamperKind::RowSetChanged,
+            ..
+        }) = out
+        {
+            let w = lock(&self.writer);
+            let cipher = self.cipher();
+            let synced = write_lock(&self.ledger).sync(&w.conn, &cipher);
+            out = synced.and_then(|()| attempt(&cipher));
+            drop(w);
         }
         let mut pool = lock(&self.readers);
         if pool.len() < self.max_readers {

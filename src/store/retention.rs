@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use rusqlite::{Transaction, params};
 
+use super::cipher::Cipher;
 use super::error::Result;
+use super::events;
+use super::kv;
+use super::ledger::{Changes, Table};
 
 /// Limits on what a namespace keeps. Each limit applies to the namespace's kv values and,
 /// separately, to its events; the oldest records (by event time or kv update time) go first.
@@ -58,45 +62,78 @@ impl AddAssign for RetentionReport {
     }
 }
 
-/// Applies `policy` to namespace `ns` at time `now_ms` (Unix milliseconds).
+/// Applies `policy` to namespace `ns` at time `now_ms` (Unix milliseconds), retiring the
+/// deleted rows from the ledger.
 pub(crate) fn enforce(
     tx: &Transaction<'_>,
+    cipher: &Cipher,
+    changes: &mut Changes<'_>,
     ns: &str,
     policy: &RetentionPolicy,
     now_ms: i64,
 ) -> Result<RetentionReport> {
     let mut report = RetentionReport::default();
+    let mut delete_events = |sql: &str, bound: i64| -> Result<u64> {
+        let deleted: Vec<(i64, i64)> = tx
+            .prepare_cached(sql)?
+            .query_map(params![ns, bound], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, at) in &deleted {
+            changes.remove(cipher, Table::Events, &events::row_key(ns, *id, *at));
+        }
+        Ok(deleted.len() as u64)
+    };
     if let Some(age) = policy.max_age {
         let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(age_ms);
-        report.events_deleted += tx
-            .prepare_cached("DELETE FROM events WHERE namespace = ?1 AND recorded_at < ?2")?
-            .execute(params![ns, cutoff])? as u64;
-        report.kv_deleted += tx
-            .prepare_cached("DELETE FROM kv WHERE namespace = ?1 AND updated_at < ?2")?
-            .execute(params![ns, cutoff])? as u64;
+        report.events_deleted += delete_events(
+            "DELETE FROM events WHERE namespace = ?1 AND recorded_at < ?2
+             RETURNING id, recorded_at",
+            cutoff,
+        )?;
     }
     if let Some(max) = policy.max_bytes {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        report.events_deleted += tx
-            .prepare_cached(
-                "DELETE FROM events WHERE id IN (
-                   SELECT id FROM (
-                     SELECT id, SUM(byte_len) OVER (ORDER BY id DESC) AS newer_bytes
-                     FROM events WHERE namespace = ?1)
-                   WHERE newer_bytes > ?2)",
-            )?
-            .execute(params![ns, max])? as u64;
-        report.kv_deleted += tx
-            .prepare_cached(
-                "DELETE FROM kv WHERE id IN (
-                   SELECT id FROM (
-                     SELECT id, SUM(byte_len) OVER (ORDER BY updated_at DESC, id DESC)
-                            AS newer_bytes
-                     FROM kv WHERE namespace = ?1)
-                   WHERE newer_bytes > ?2)",
-            )?
-            .execute(params![ns, max])? as u64;
+        report.events_deleted += delete_events(
+            "DELETE FROM events WHERE id IN (
+               SELECT id FROM (
+                 SELECT id, SUM(byte_len) OVER (ORDER BY id DESC) AS newer_bytes
+                 FROM events WHERE namespace = ?1)
+               WHERE newer_bytes > ?2)
+             RETURNING id, recorded_at",
+            max,
+        )?;
+    }
+    let mut delete_kv = |sql: &str, bound: i64| -> Result<u64> {
+        let deleted: Vec<Vec<u8>> = tx
+            .prepare_cached(sql)?
+            .query_map(params![ns, bound], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for lookup in &deleted {
+            changes.remove(cipher, Table::Kv, &kv::row_key(ns, lookup));
+        }
+        Ok(deleted.len() as u64)
+    };
+    if let Some(age) = policy.max_age {
+        let age_ms = i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now_ms.saturating_sub(age_ms);
+        report.kv_deleted += delete_kv(
+            "DELETE FROM kv WHERE namespace = ?1 AND updated_at < ?2 RETURNING lookup",
+            cutoff,
+        )?;
+    }
+    if let Some(max) = policy.max_bytes {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        report.kv_deleted += delete_kv(
+            "DELETE FROM kv WHERE id IN (
+               SELECT id FROM (
+                 SELECT id, SUM(byte_len) OVER (ORDER BY updated_at DESC, id DESC)
+                        AS newer_bytes
+                 FROM kv WHERE namespace = ?1)
+               WHERE newer_bytes > ?2)
+             RETURNING lookup",
+            max,
+        )?;
     }
     Ok(report)
 }

@@ -2,7 +2,8 @@
 //! new values are sealed with the new primary key at once (lazy part), and
 //! [`reencrypt_batch`] re-seals older values in bounded transactions (batched part). A data
 //! key is destroyed in the same transaction that proves no value uses it any more, so a
-//! crash at any point leaves every value readable.
+//! crash at any point leaves every value readable. Re-sealing keeps each value's version:
+//! the plaintext is the same, so the ledger does not change.
 
 use rusqlite::{Transaction, params};
 
@@ -12,6 +13,7 @@ use super::error::Result;
 use super::events;
 use super::keys;
 use super::kv;
+use super::ledger;
 
 /// Outcome of one re-encryption batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,7 @@ struct Pending {
     id: i64,
     seq: i64,
     row: Vec<u8>,
+    version: u64,
     sealed: Vec<u8>,
 }
 
@@ -85,6 +88,7 @@ fn reseal(
             table,
             column,
             row: &p.row,
+            version: Some(p.version),
         };
         let resealed = cipher.seal(slot, &cipher.open(slot, &p.sealed)?)?;
         update(p, &resealed)?;
@@ -94,13 +98,14 @@ fn reseal(
 
 fn kv_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64) -> Result<u64> {
     let pending: Vec<Pending> = tx
-        .prepare("SELECT id, namespace, lookup, value FROM kv WHERE key_id != ?1 LIMIT ?2")?
+        .prepare("SELECT id, namespace, lookup, value, ver FROM kv WHERE key_id != ?1 LIMIT ?2")?
         .query_map(params![primary, limit], |r| {
             let (ns, lookup): (String, Vec<u8>) = (r.get(1)?, r.get(2)?);
             Ok(Pending {
                 id: r.get(0)?,
                 seq: 0,
                 row: kv::row_key(&ns, &lookup),
+                version: ledger::from_sql(r.get(4)?),
                 sealed: r.get(3)?,
             })
         })?
@@ -115,7 +120,8 @@ fn kv_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64) ->
 fn event_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64) -> Result<u64> {
     let pending: Vec<Pending> = tx
         .prepare(
-            "SELECT id, namespace, recorded_at, payload FROM events WHERE key_id != ?1 LIMIT ?2",
+            "SELECT id, namespace, recorded_at, payload, ver FROM events
+             WHERE key_id != ?1 LIMIT ?2",
         )?
         .query_map(params![primary, limit], |r| {
             let (id, ns, at): (i64, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
@@ -123,6 +129,7 @@ fn event_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64)
                 id,
                 seq: 0,
                 row: events::row_key(&ns, id, at),
+                version: ledger::from_sql(r.get(4)?),
                 sealed: r.get(3)?,
             })
         })?
@@ -145,7 +152,7 @@ fn event_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64)
 fn chunk_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64) -> Result<u64> {
     let pending: Vec<Pending> = tx
         .prepare(
-            "SELECT c.artifact_id, c.seq, a.namespace, a.lookup, c.data
+            "SELECT c.artifact_id, c.seq, a.namespace, a.lookup, c.data, c.ver
              FROM artifact_chunks c JOIN artifacts a ON a.id = c.artifact_id
              WHERE c.key_id != ?1 LIMIT ?2",
         )?
@@ -155,6 +162,7 @@ fn chunk_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64)
                 id: r.get(0)?,
                 seq,
                 row: artifacts::chunk_row(&ns, &lookup, seq),
+                version: ledger::from_sql(r.get(5)?),
                 sealed: r.get(4)?,
             })
         })?
@@ -177,7 +185,7 @@ fn chunk_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64)
 fn manifest_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i64) -> Result<u64> {
     let pending: Vec<Pending> = tx
         .prepare(
-            "SELECT id, namespace, lookup, manifest FROM artifacts
+            "SELECT id, namespace, lookup, manifest, ver FROM artifacts
              WHERE manifest IS NOT NULL AND key_id != ?1 LIMIT ?2",
         )?
         .query_map(params![primary, limit], |r| {
@@ -186,6 +194,7 @@ fn manifest_pass(tx: &Transaction<'_>, cipher: &Cipher, primary: KeyId, limit: i
                 id: r.get(0)?,
                 seq: 0,
                 row: artifacts::manifest_row(&ns, &lookup),
+                version: ledger::from_sql(r.get(4)?),
                 sealed: r.get(3)?,
             })
         })?

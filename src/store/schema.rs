@@ -1,6 +1,8 @@
 //! Schema migrations: numbered, append-only steps. Step `n` (1-based) moves a database
 //! from `user_version = n - 1` to `n`. A fresh database runs every step, so a fresh store
 //! and an upgraded one have the same schema (tested against a frozen version-1 file).
+//! A step that needs the keys (re-sealing values) runs right after the SQL, in the same
+//! transaction, from `Store::open`.
 //!
 //! Never edit a released step; append a new one.
 
@@ -75,8 +77,25 @@ UPDATE events SET byte_len = length(payload);
 CREATE INDEX events_namespace_time ON events (namespace, recorded_at);
 ";
 
+/// Rollback protection: each sealed value's version (bound into its associated data) and
+/// the authenticated ledger of live versions (`ledger.rs`). The versions are filled in, and
+/// every value re-sealed, by `ledger::authenticate_existing` in the same transaction, since
+/// that needs the keys.
+const V3: &str = "
+ALTER TABLE kv ADD COLUMN ver INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN ver INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE artifact_chunks ADD COLUMN ver INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE artifacts ADD COLUMN ver INTEGER NOT NULL DEFAULT 0;
+
+CREATE TABLE ledger (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    state BLOB    NOT NULL,
+    tag   BLOB    NOT NULL
+) STRICT;
+";
+
 /// Every migration step, in order.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -137,7 +156,8 @@ mod tests {
 
     /// Writes `testdata/store_v1.sqlite`, the frozen version-1 store that
     /// `tests/store_migrations.rs` upgrades. Run once, when version 1 was current; kept to
-    /// show how the file was made. Its KEK is `[0x76; 32]`.
+    /// show how the file was made (values of that time carry no version). Its KEK is
+    /// `[0x76; 32]`.
     #[test]
     #[ignore = "regenerates a frozen fixture"]
     fn write_v1_fixture() {
@@ -168,6 +188,7 @@ mod tests {
                         table: kv::TABLE,
                         column: kv::COLUMN,
                         row: &row,
+                        version: None,
                     },
                     value.as_bytes(),
                 )
@@ -187,6 +208,7 @@ mod tests {
                         table: events::TABLE,
                         column: events::COLUMN,
                         row: &row,
+                        version: None,
                     },
                     payload.as_bytes(),
                 )
@@ -206,6 +228,7 @@ mod tests {
                     table: artifacts::CHUNK_TABLE,
                     column: artifacts::CHUNK_COLUMN,
                     row: &chunk_row,
+                    version: None,
                 },
                 &body,
             )
@@ -219,6 +242,7 @@ mod tests {
                     table: artifacts::TABLE,
                     column: artifacts::MANIFEST_COLUMN,
                     row: &manifest_row,
+                    version: None,
                 },
                 &manifest,
             )
