@@ -18,7 +18,7 @@ use edgekeep_protocol::people::{
 use edgekeep_protocol::token::{MintedToken, ParsedToken, TokenKind};
 use serde::{Deserialize, Serialize};
 
-use super::people::{session_response, short};
+use super::people::{person, session_response, short};
 use super::{ApiJson, AppState};
 use crate::auth::{ApiCaller, KnownCredential, address_key, fail, request_origin};
 use crate::error::ApiError;
@@ -452,17 +452,10 @@ pub async fn finish_login(
     ))
 }
 
-fn person(caller: &ApiCaller) -> Result<(String, String), ApiError> {
-    match &caller.credential {
-        crate::auth::CallerCredential::Session {
-            user_id,
-            session_id,
-            ..
-        } => Ok((user_id.clone(), session_id.clone())),
-        crate::auth::CallerCredential::ApiKey { .. } => Err(ApiError::forbidden(
-            "this is for people signed in with a session, not API keys",
-        )),
-    }
+/// The person and session of a session caller, owned (they move into storage calls).
+fn person_owned(caller: &ApiCaller) -> Result<(String, String), ApiError> {
+    let (user_id, session_id) = person(caller)?;
+    Ok((user_id.to_owned(), session_id.to_owned()))
 }
 
 /// Starts adding a passkey to the signed-in person (needs a step-up: a stolen session must not
@@ -473,7 +466,7 @@ pub async fn begin_add_passkey(
     State(state): State<AppState>,
     caller: ApiCaller,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
-    let (user_id, _) = person(&caller)?;
+    let (user_id, _) = person_owned(&caller)?;
     caller.require_step_up(&state)?;
     let service = passkeys(&state)?;
     let id = user_id.clone();
@@ -503,7 +496,7 @@ pub async fn finish_add_passkey(
     parts: Parts,
     ApiJson(body): ApiJson<FinishCeremonyRequest>,
 ) -> Result<(StatusCode, Json<PasskeyInfo>), ApiError> {
-    let (user_id, _) = person(&caller)?;
+    let (user_id, _) = person_owned(&caller)?;
     let addr = address_key(&parts.extensions);
     let service = passkeys(&state)?;
     let ceremony = take(&state, &addr, REGISTER, &body.ceremony).await?;
@@ -545,7 +538,7 @@ pub async fn begin_step_up(
     State(state): State<AppState>,
     caller: ApiCaller,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
-    let (user_id, session_id) = person(&caller)?;
+    let (user_id, session_id) = person_owned(&caller)?;
     let service = passkeys(&state)?;
     let existing = state.blocking(move |s| s.passkeys(&user_id)).await?;
     let allowed: Vec<StoredPasskey> = existing.iter().map(stored).collect();
@@ -563,7 +556,7 @@ pub async fn finish_step_up(
     parts: Parts,
     ApiJson(body): ApiJson<FinishCeremonyRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let (user_id, session_id) = person(&caller)?;
+    let (user_id, session_id) = person_owned(&caller)?;
     let addr = address_key(&parts.extensions);
     let service = passkeys(&state)?;
     let ceremony = take(&state, &addr, STEP_UP, &body.ceremony).await?;

@@ -136,7 +136,7 @@ pub async fn revoke_invitation(
 }
 
 /// The person and session of a session caller; API keys are refused (they are not people).
-fn person(caller: &ApiCaller) -> Result<(&str, &str), ApiError> {
+pub(super) fn person(caller: &ApiCaller) -> Result<(&str, &str), ApiError> {
     match &caller.credential {
         CallerCredential::Session {
             user_id,
