@@ -86,6 +86,8 @@ pub enum ErrorCode {
     IdpUnavailable,
     /// The identity provider's ID token does not verify: signature, issuer, audience, expiry or nonce.
     IdTokenInvalid,
+    /// The SAML assertion does not verify: signature, issuer, audience, recipient, request, validity window or replay.
+    AssertionInvalid,
     /// The identity provider's email is not verified, or its domain is not allowed by the org.
     IdpEmailRejected,
     /// The identity provider refused the sign-in, or the person is not a member of the org, not invited, or deactivated.
@@ -135,6 +137,7 @@ impl ErrorCode {
         Self::IdpNotConfigured,
         Self::IdpUnavailable,
         Self::IdTokenInvalid,
+        Self::AssertionInvalid,
         Self::IdpEmailRejected,
         Self::IdpLoginRejected,
         Self::Internal,
@@ -168,7 +171,8 @@ impl ErrorCode {
             | Self::InvitationInvalid
             | Self::CeremonyInvalid
             | Self::PasskeyRejected
-            | Self::IdTokenInvalid => 401,
+            | Self::IdTokenInvalid
+            | Self::AssertionInvalid => 401,
             Self::Forbidden
             | Self::NotAssigned
             | Self::CsrfRejected
@@ -225,6 +229,7 @@ impl ErrorCode {
             Self::IdpNotConfigured => "idp_not_configured",
             Self::IdpUnavailable => "idp_unavailable",
             Self::IdTokenInvalid => "id_token_invalid",
+            Self::AssertionInvalid => "assertion_invalid",
             Self::IdpEmailRejected => "idp_email_rejected",
             Self::IdpLoginRejected => "idp_login_rejected",
             Self::Internal => "internal",

@@ -1,5 +1,6 @@
-//! Wire bodies for an org's identity provider (OpenID Connect): its configuration by an Owner
-//! and what the server shows of it. The client secret goes in once and never comes back out.
+//! Wire bodies for an org's identity providers (an OpenID Provider, a SAML IdP): their
+//! configuration by an Owner and what the server shows of them. The OIDC client secret goes in
+//! once and never comes back out.
 
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
@@ -55,6 +56,58 @@ pub struct IdpConfigInfo {
     pub sso_required: bool,
     /// The redirect URI to register at the provider for this client.
     pub redirect_uri: String,
+    /// The URL people open to sign in to this org.
+    pub login_url: String,
+    /// Who last changed it (audit actor).
+    pub updated_by: String,
+    /// When.
+    pub updated_at: i64,
+}
+
+/// Longest SAML entity id or SSO URL accepted, bytes.
+pub const MAX_SAML_FIELD_LEN: usize = 1024;
+/// Longest SAML signing certificate accepted (PEM), bytes.
+pub const MAX_CERTIFICATE_PEM_LEN: usize = 16 * 1024;
+
+/// `PUT /v1/org/saml`: the org's SAML 2.0 identity provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SamlConfigRequest {
+    /// The IdP's entity id: the `Issuer` its assertions must name.
+    pub idp_entity_id: String,
+    /// The IdP's single sign-on service URL for the HTTP-Redirect binding (`https://...`).
+    pub sso_url: String,
+    /// The IdP's signing certificate (PEM). Assertions must be signed by its key; keys inside
+    /// messages are never trusted.
+    pub certificate_pem: String,
+    /// Emails of these domains may sign in (exact domain match, lowercase); at least one.
+    pub allowed_email_domains: Vec<String>,
+    /// Whether people of the org must sign in through an identity provider.
+    #[serde(default)]
+    pub sso_required: bool,
+}
+
+/// `GET /v1/org/saml`: the configuration and what to give the IdP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SamlConfigInfo {
+    /// The IdP's entity id.
+    pub idp_entity_id: String,
+    /// The IdP's SSO URL.
+    pub sso_url: String,
+    /// SHA-256 fingerprint of the pinned signing certificate, lowercase hex.
+    pub certificate_sha256: String,
+    /// Allowed email domains.
+    pub allowed_email_domains: Vec<String>,
+    /// Whether sign-in must go through an identity provider.
+    pub sso_required: bool,
+    /// This service provider's entity id for the org (the audience).
+    pub sp_entity_id: String,
+    /// The assertion consumer service URL (HTTP-POST) to register at the IdP.
+    pub acs_url: String,
+    /// The SP metadata URL the IdP can import.
+    pub metadata_url: String,
     /// The URL people open to sign in to this org.
     pub login_url: String,
     /// Who last changed it (audit actor).

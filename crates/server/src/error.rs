@@ -99,6 +99,7 @@ impl From<ErrorCode> for ApiError {
                 "the identity provider could not be reached or answered wrongly"
             }
             ErrorCode::IdTokenInvalid => "the identity provider's ID token does not verify",
+            ErrorCode::AssertionInvalid => "the identity provider's SAML assertion does not verify",
             ErrorCode::IdpEmailRejected => {
                 "the identity provider's email is unverified or its domain is not allowed"
             }

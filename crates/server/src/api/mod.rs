@@ -3,7 +3,9 @@
 //! Files: [`body_limits`] (per-route body size and deadline), [`members`] (org and members),
 //! [`people`] (invitations, the signed-in person's sessions and passkeys), [`login`] (passkey
 //! ceremonies: accepting an invitation, signing in, adding a passkey, stepping up), [`oidc`]
-//! (an org's identity provider and sign-in through it), [`keys`] (API keys), [`devices`]
+//! (an org's OpenID Provider and sign-in through it), `saml` (an org's SAML IdP, the SP metadata
+//! and Web Browser SSO; feature `saml`), [`sso`] (what both providers share: admitting the
+//! person they vouch for, auditing refusals), [`keys`] (API keys), [`devices`]
 //! (bootstrap tokens and
 //! device administration), [`device`] (calls made by devices), [`audit`] (export and verify),
 //! [`registry`] (publisher keys, artifact upload, approval), [`rollouts`], [`delivery`]
@@ -22,6 +24,9 @@ pub mod oidc;
 pub mod people;
 pub mod registry;
 pub mod rollouts;
+#[cfg(feature = "saml")]
+pub mod saml;
+pub mod sso;
 mod state;
 pub mod telemetry;
 
@@ -180,8 +185,17 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// The OpenAPI document of what this build serves: [`ApiDoc`], plus SAML with feature `saml`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    #[allow(unused_mut)]
+    let mut document = ApiDoc::openapi();
+    #[cfg(feature = "saml")]
+    document.merge(saml::SamlApi::openapi());
+    document
+}
+
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(openapi_document())
 }
 
 async fn assign_request_id(
@@ -223,6 +237,23 @@ async fn fallback() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     edgekeep_protocol::ErrorCode::MethodNotAllowed.into()
+}
+
+/// The SAML routes (feature `saml`; none without it).
+fn identity_provider_routes() -> Router<AppState> {
+    let routes = Router::new();
+    #[cfg(feature = "saml")]
+    let routes = routes
+        .route(
+            "/v1/org/saml",
+            get(saml::get_saml)
+                .put(saml::put_saml)
+                .delete(saml::delete_saml),
+        )
+        .route("/v1/auth/saml/{org_id}/metadata", get(saml::metadata))
+        .route("/v1/auth/saml/{org_id}/start", get(saml::start))
+        .route("/v1/auth/saml/{org_id}/acs", post(saml::acs));
+    routes
 }
 
 /// Builds the full router over `state`.
@@ -350,6 +381,7 @@ pub fn router(state: AppState) -> Router {
             put(crate::scim::tokens::set_group_role),
         )
         .nest(crate::scim::SCIM_PREFIX, crate::scim::router())
+        .merge(identity_provider_routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(

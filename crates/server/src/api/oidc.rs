@@ -13,21 +13,18 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use edgekeep_protocol::ErrorCode;
 use edgekeep_protocol::api::Permission;
-use edgekeep_protocol::idp::{
-    IdpConfigInfo, IdpConfigRequest, MAX_CLIENT_FIELD_LEN, MAX_EMAIL_DOMAINS, normalize_domain,
-};
+use edgekeep_protocol::idp::{IdpConfigInfo, IdpConfigRequest, MAX_CLIENT_FIELD_LEN};
 use edgekeep_protocol::people::SessionCreated;
 use edgekeep_protocol::token::{MintedToken, ParsedToken, TokenKind};
 use serde::Deserialize;
 
+use super::sso::{self, Refusal, Vouched};
 use super::{ApiJson, ApiPath, ApiQuery, AppState};
-use crate::auth::{ApiCaller, KnownCredential, address_key, request_id, request_origin};
+use crate::auth::{ApiCaller, request_origin};
 use crate::error::ApiError;
 use crate::identity::oidc::{self, OidcRejection, PendingLogin, VerifiedIdentity};
 use crate::identity::session;
-use crate::storage::{
-    Acceptance, AuditEvent, CeremonyRecord, IdpConfigRecord, MemberRecord, UserRecord,
-};
+use crate::storage::{CeremonyRecord, IdpConfigRecord};
 
 /// The callback's path (the redirect URI to register at the provider).
 pub const CALLBACK_PATH: &str = "/v1/auth/oidc/callback";
@@ -80,19 +77,7 @@ pub async fn put_idp(
             "client_id and client_secret must be 1 to 1024 bytes without control characters",
         ));
     }
-    let mut domains = Vec::new();
-    for text in &body.allowed_email_domains {
-        let domain = normalize_domain(text)
-            .ok_or_else(|| ApiError::bad_request("an allowed email domain is not a domain"))?;
-        if !domains.contains(&domain) {
-            domains.push(domain);
-        }
-    }
-    if domains.is_empty() || domains.len() > MAX_EMAIL_DOMAINS {
-        return Err(ApiError::bad_request(
-            "allowed_email_domains must hold 1 to 50 domains",
-        ));
-    }
+    let domains = sso::allowed_domains(&body.allowed_email_domains)?;
     let issuer = issuer.as_str().to_owned();
     oidc::discover(state.idp_http(), &issuer)
         .await
@@ -249,66 +234,12 @@ pub async fn callback(
     response
 }
 
-/// Counts and audits a refused sign-in.
-struct Refusal<'a> {
-    state: &'a AppState,
-    addr: String,
-    request_id: String,
-    org_id: Option<String>,
-}
-
-impl Refusal<'_> {
-    async fn refuse(&self, rejection: OidcRejection, user_id: Option<&str>) -> ApiError {
-        let Some(org_id) = &self.org_id else {
-            return self.answer(
-                rejection,
-                crate::auth::fail(self.state, &self.addr, None, rejection.code()),
-            );
-        };
-        let subject = format!("idp:{org_id}");
-        let known = KnownCredential {
-            subject: &subject,
-            org_id,
-        };
-        let error = crate::auth::fail(self.state, &self.addr, Some(known), rejection.code());
-        if error.code == ErrorCode::RateLimited {
-            return error;
-        }
-        let event = AuditEvent {
-            org_id: org_id.clone(),
-            actor: user_id.map_or_else(|| "anonymous".to_owned(), |id| format!("user:{id}")),
-            action: "login.oidc.rejected".to_owned(),
-            target: user_id.map_or_else(|| "idp".to_owned(), |id| format!("user:{id}")),
-            outcome: rejection.outcome(),
-            request_id: self.request_id.clone(),
-            at: crate::now(),
-        };
-        match self.state.audit_rejection(event).await {
-            Ok(()) => self.answer(rejection, error),
-            Err(audit_error) => audit_error,
-        }
-    }
-
-    fn answer(&self, rejection: OidcRejection, counted: ApiError) -> ApiError {
-        if counted.code == rejection.code() {
-            rejection.into()
-        } else {
-            counted
-        }
-    }
-}
-
 async fn finish(
     state: &AppState,
     parts: &Parts,
     query: CallbackQuery,
 ) -> Result<Response, ApiError> {
-    let mut refusal = Refusal {
-        state,
-        addr: address_key(&parts.extensions),
-        request_id: request_id(&parts.extensions),
-        org_id: None,
-    };
+    let mut refusal = Refusal::new(state, parts, oidc::SESSION_METHOD);
     let Some(state_text) = query.state.as_deref() else {
         return Err(refusal.refuse(OidcRejection::MalformedCallback, None).await);
     };
@@ -359,7 +290,11 @@ async fn finish(
         Ok(email) => email,
         Err(rejection) => return Err(refusal.refuse(rejection, None).await),
     };
-    admit(state, &refusal, &org_id, &identity, email, now).await
+    let person = Vouched {
+        display_name: oidc::display_name(&identity, &email),
+        email,
+    };
+    sso::admit::<OidcRejection>(state, &refusal, &org_id, person, now).await
 }
 
 async fn verify(
@@ -371,145 +306,4 @@ async fn verify(
 ) -> Result<VerifiedIdentity, OidcRejection> {
     let metadata = oidc::discover(state.idp_http(), &config.issuer).await?;
     oidc::redeem(state.idp_http(), metadata, secret, pending, code).await
-}
-
-/// Starts the session of a verified, admitted email: an existing member, or a new person with an
-/// open invitation.
-async fn admit(
-    state: &AppState,
-    refusal: &Refusal<'_>,
-    org_id: &str,
-    identity: &VerifiedIdentity,
-    email: String,
-    now: i64,
-) -> Result<Response, ApiError> {
-    let lookup = email.clone();
-    let existing = state.blocking(move |s| s.user_by_email(&lookup)).await?;
-    if let Some(user) = existing {
-        if user.deactivated_at.is_some() {
-            return Err(refusal
-                .refuse(OidcRejection::Deactivated, Some(&user.id))
-                .await);
-        }
-        let id = user.id.clone();
-        let memberships = state.blocking(move |s| s.memberships(&id)).await?;
-        let Some(member) = memberships
-            .into_iter()
-            .map(|(member, _)| member)
-            .find(|member| member.org_id == org_id)
-        else {
-            return Err(refusal
-                .refuse(OidcRejection::ExistingPersonNotMember, Some(&user.id))
-                .await);
-        };
-        let started = session::mint(state, &user.id, &member, oidc::SESSION_METHOD, false)?;
-        let event = login_event(refusal, org_id, &user.id, &started.record.id, now);
-        let record = started.record.clone();
-        state
-            .blocking(move |s| s.insert_session(&record, &event))
-            .await?;
-        return Ok(super::people::session_response(
-            state,
-            &started,
-            member.role,
-            StatusCode::OK,
-        ));
-    }
-    let org = org_id.to_owned();
-    let invitations = state.blocking(move |s| s.invitations(&org)).await?;
-    let Some(invitation) = invitations
-        .into_iter()
-        .find(|inv| inv.is_open(now) && inv.email.as_deref() == Some(email.as_str()))
-    else {
-        return Err(refusal.refuse(OidcRejection::NotInvited, None).await);
-    };
-    let user = UserRecord {
-        id: state.new_id("usr")?,
-        handle: new_handle(state)?,
-        display_name: oidc::display_name(identity, &email),
-        email: Some(email),
-        created_at: now,
-        deactivated_at: None,
-    };
-    let member = MemberRecord {
-        id: state.new_id("mem")?,
-        org_id: org_id.to_owned(),
-        name: user.display_name.clone(),
-        role: invitation.role,
-        created_at: now,
-        user_id: Some(user.id.clone()),
-    };
-    let mut started = session::mint(state, &user.id, &member, oidc::SESSION_METHOD, false)?;
-    let mut accepted = AuditEvent {
-        action: "invitation.accept".to_owned(),
-        target: format!("invitation:{}", invitation.id),
-        ..login_event(refusal, org_id, &user.id, &started.record.id, now)
-    };
-    accepted.outcome = "ok".to_owned();
-    let events = [
-        accepted,
-        login_event(refusal, org_id, &user.id, &started.record.id, now),
-    ];
-    let record = started.record.clone();
-    let token_hash = invitation.token_hash;
-    let joined = state
-        .blocking(move |s| {
-            s.accept_invitation(&Acceptance {
-                token_hash,
-                user: &user,
-                new_user: true,
-                passkey: None,
-                new_member: &member,
-                session: &record,
-                audit: &events,
-                at: now,
-            })
-        })
-        .await?;
-    started.record.member_id.clone_from(&joined.id);
-    Ok(super::people::session_response(
-        state,
-        &started,
-        joined.role,
-        StatusCode::OK,
-    ))
-}
-
-fn login_event(
-    refusal: &Refusal<'_>,
-    org_id: &str,
-    user_id: &str,
-    session_id: &str,
-    at: i64,
-) -> AuditEvent {
-    AuditEvent {
-        org_id: org_id.to_owned(),
-        actor: format!("user:{user_id}"),
-        action: "login.oidc.ok".to_owned(),
-        target: format!("session:{session_id}"),
-        outcome: "ok".to_owned(),
-        request_id: refusal.request_id.clone(),
-        at,
-    }
-}
-
-/// A random WebAuthn user handle (a UUID v4 in text), never derived from the id or email.
-fn new_handle(state: &AppState) -> Result<String, ApiError> {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0u8; 16];
-    state
-        .rng()
-        .fill(&mut bytes)
-        .map_err(|_| ApiError::internal())?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
 }

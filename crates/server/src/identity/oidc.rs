@@ -133,16 +133,15 @@ pub enum OidcRejection {
     /// The email's domain is not one the org allows.
     #[error("domain not allowed")]
     DomainNotAllowed,
-    /// Nobody with this email is a member of the org or invited into it.
-    #[error("not invited")]
-    NotInvited,
-    /// The person already has an account but is not a member of the org: an identity provider
-    /// cannot add an existing person to its org.
-    #[error("existing person not a member")]
-    ExistingPersonNotMember,
-    /// The person is deactivated.
-    #[error("deactivated")]
-    Deactivated,
+    /// The person could not be admitted.
+    #[error("admission")]
+    Admission(crate::identity::Admission),
+}
+
+impl From<crate::identity::Admission> for OidcRejection {
+    fn from(admission: crate::identity::Admission) -> Self {
+        Self::Admission(admission)
+    }
 }
 
 impl OidcRejection {
@@ -167,9 +166,7 @@ impl OidcRejection {
             Self::ConfigChanged
             | Self::ProviderRefused
             | Self::CodeRefused
-            | Self::NotInvited
-            | Self::ExistingPersonNotMember
-            | Self::Deactivated => ErrorCode::IdpLoginRejected,
+            | Self::Admission(_) => ErrorCode::IdpLoginRejected,
         }
     }
 
@@ -194,9 +191,7 @@ impl OidcRejection {
             Self::EmailMissing => "email_missing",
             Self::EmailUnverified => "email_unverified",
             Self::DomainNotAllowed => "domain_not_allowed",
-            Self::NotInvited => "not_invited",
-            Self::ExistingPersonNotMember => "existing_person_not_member",
-            Self::Deactivated => "deactivated",
+            Self::Admission(admission) => admission.reason(),
         }
     }
 
@@ -230,12 +225,7 @@ impl OidcRejection {
             Self::EmailMissing => "the identity provider gave no email",
             Self::EmailUnverified => "the identity provider has not verified the email",
             Self::DomainNotAllowed => "the email's domain is not allowed by this org",
-            Self::NotInvited => "nobody with this email is a member of or invited into this org",
-            Self::ExistingPersonNotMember => {
-                "this person already has an account and is not a member of this org: accept the \
-                 invitation signed in with a passkey"
-            }
-            Self::Deactivated => "this person is deactivated",
+            Self::Admission(admission) => admission.message(),
         }
     }
 }
@@ -468,11 +458,7 @@ pub fn admitted_email(
     if identity.email_verified != Some(true) {
         return Err(OidcRejection::EmailUnverified);
     }
-    let domain = email
-        .rsplit_once('@')
-        .map(|(_, domain)| domain)
-        .ok_or(OidcRejection::EmailMissing)?;
-    if !allowed_domains.iter().any(|allowed| allowed == domain) {
+    if !super::domain_allowed(&email, allowed_domains) {
         return Err(OidcRejection::DomainNotAllowed);
     }
     Ok(email)
@@ -481,15 +467,7 @@ pub fn admitted_email(
 /// The display name of a person created by a sign-in: the `name` claim when it is a valid
 /// name, else the email's local part.
 pub fn display_name(identity: &VerifiedIdentity, email: &str) -> String {
-    identity
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|name| edgekeep_protocol::api::valid_name(name))
-        .map_or_else(
-            || email.split('@').next().unwrap_or(email).to_owned(),
-            str::to_owned,
-        )
+    super::display_name(identity.name.as_deref(), email)
 }
 
 /// The `Set-Cookie` value binding an attempt to the browser: `SameSite=Lax`, since the
@@ -508,14 +486,7 @@ pub fn clear_binding_cookie() -> &'static str {
 
 /// The binding cookie a request presents, if any.
 pub fn presented_binding(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == BINDING_COOKIE)
-        .map(|(_, value)| value.trim())
+    super::session::cookie(headers, BINDING_COOKIE)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Persistence of an org's identity provider (OpenID Connect) configuration.
+//! Persistence of an org's identity providers: its OpenID Provider and its SAML IdP.
 
 use super::{AuditEvent, StorageError};
 
@@ -36,7 +36,29 @@ impl std::fmt::Debug for IdpConfigRecord {
     }
 }
 
-/// Identity provider configuration, one per org.
+/// An org's SAML identity provider: its entity id, its SSO service (HTTP-Redirect binding) and
+/// the certificate whose key must sign assertions (pinned; no chain, no key from the message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SamlConfigRecord {
+    /// The org.
+    pub org_id: String,
+    /// The IdP's entity id (the assertions' issuer).
+    pub idp_entity_id: String,
+    /// The IdP's single sign-on service URL.
+    pub sso_url: String,
+    /// The IdP's signing certificate, DER.
+    pub certificate_der: Vec<u8>,
+    /// Allowed email domains (lowercase).
+    pub allowed_email_domains: Vec<String>,
+    /// Whether people of the org must sign in through an identity provider.
+    pub sso_required: bool,
+    /// Audit actor of the last change.
+    pub updated_by: String,
+    /// Time of the last change.
+    pub updated_at: i64,
+}
+
+/// Identity provider configuration: one OpenID Provider and one SAML IdP per org.
 pub trait IdpStorage {
     /// The org's identity provider, if configured.
     fn idp_config(&self, org_id: &str) -> Result<Option<IdpConfigRecord>, StorageError>;
@@ -51,7 +73,20 @@ pub trait IdpStorage {
     /// Removes the org's identity provider; `false` when there was none.
     fn delete_idp_config(&self, org_id: &str, audit: &AuditEvent) -> Result<bool, StorageError>;
 
-    /// Whether people of the org must sign in through its identity provider (passkey sign-in
-    /// refused). `false` when the org has none.
+    /// Whether people of the org must sign in through an identity provider (passkey sign-in
+    /// refused): either provider says so. `false` when the org has none.
     fn sso_required(&self, org_id: &str) -> Result<bool, StorageError>;
+
+    /// The org's SAML identity provider, if configured.
+    fn saml_config(&self, org_id: &str) -> Result<Option<SamlConfigRecord>, StorageError>;
+
+    /// Creates or replaces the org's SAML identity provider.
+    fn put_saml_config(
+        &self,
+        config: &SamlConfigRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StorageError>;
+
+    /// Removes the org's SAML identity provider; `false` when there was none.
+    fn delete_saml_config(&self, org_id: &str, audit: &AuditEvent) -> Result<bool, StorageError>;
 }

@@ -314,6 +314,18 @@ CREATE TABLE scim_group_members (
 );
 CREATE INDEX scim_group_members_user ON scim_group_members(user_id);
 "#,
+    r#"
+CREATE TABLE saml_configs (
+    org_id TEXT PRIMARY KEY REFERENCES orgs(id),
+    idp_entity_id TEXT NOT NULL,
+    sso_url TEXT NOT NULL,
+    certificate BLOB NOT NULL,
+    allowed_email_domains TEXT NOT NULL,
+    sso_required INTEGER NOT NULL CHECK (sso_required IN (0, 1)),
+    updated_by TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// A migration step that needs more than SQL, run in the same transaction right after the

@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::idp::{IdpConfigRecord, IdpStorage};
+use super::idp::{IdpConfigRecord, IdpStorage, SamlConfigRecord};
 use super::sqlite::{append_audit_tx, bad};
 use super::{AuditEvent, SqliteStorage, StorageError};
 
@@ -80,12 +80,81 @@ impl IdpStorage for SqliteStorage {
         let conn = self.read();
         Ok(conn
             .query_row(
-                "SELECT sso_required FROM idp_configs WHERE org_id = ?1",
+                "SELECT EXISTS (SELECT 1 FROM idp_configs WHERE org_id = ?1 AND sso_required) \
+                 OR EXISTS (SELECT 1 FROM saml_configs WHERE org_id = ?1 AND sso_required)",
                 [org_id],
                 |row| row.get(0),
             )
             .optional()?
             .unwrap_or(false))
+    }
+
+    fn saml_config(&self, org_id: &str) -> Result<Option<SamlConfigRecord>, StorageError> {
+        let conn = self.read();
+        Ok(conn
+            .query_row(
+                "SELECT org_id, idp_entity_id, sso_url, certificate, allowed_email_domains, \
+                 sso_required, updated_by, updated_at FROM saml_configs WHERE org_id = ?1",
+                [org_id],
+                |row| {
+                    let domains: String = row.get(4)?;
+                    Ok(SamlConfigRecord {
+                        org_id: row.get(0)?,
+                        idp_entity_id: row.get(1)?,
+                        sso_url: row.get(2)?,
+                        certificate_der: row.get(3)?,
+                        allowed_email_domains: serde_json::from_str(&domains)
+                            .map_err(|_| bad(4, "allowed email domains"))?,
+                        sso_required: row.get(5)?,
+                        updated_by: row.get(6)?,
+                        updated_at: row.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_saml_config(
+        &self,
+        config: &SamlConfigRecord,
+        audit: &AuditEvent,
+    ) -> Result<(), StorageError> {
+        let domains = serde_json::to_string(&config.allowed_email_domains)
+            .map_err(|_| StorageError::Conflict("allowed email domains"))?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO saml_configs (org_id, idp_entity_id, sso_url, certificate, \
+                 allowed_email_domains, sso_required, updated_by, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (org_id) DO UPDATE SET idp_entity_id = excluded.idp_entity_id, \
+                 sso_url = excluded.sso_url, certificate = excluded.certificate, \
+                 allowed_email_domains = excluded.allowed_email_domains, \
+                 sso_required = excluded.sso_required, updated_by = excluded.updated_by, \
+                 updated_at = excluded.updated_at",
+                params![
+                    config.org_id,
+                    config.idp_entity_id,
+                    config.sso_url,
+                    config.certificate_der,
+                    domains,
+                    config.sso_required,
+                    config.updated_by,
+                    config.updated_at
+                ],
+            )?;
+            append_audit_tx(tx, &self.audit_key, audit)
+        })
+    }
+
+    fn delete_saml_config(&self, org_id: &str, audit: &AuditEvent) -> Result<bool, StorageError> {
+        self.write(|tx| {
+            let deleted = tx.execute("DELETE FROM saml_configs WHERE org_id = ?1", [org_id])?;
+            if deleted == 0 {
+                return Ok(false);
+            }
+            append_audit_tx(tx, &self.audit_key, audit)?;
+            Ok(true)
+        })
     }
 }
 

@@ -223,8 +223,8 @@ pub async fn assert_error(response: reqwest::Response, code: ErrorCode) {
     let body: ErrorBody = response.json().await.unwrap();
     assert_eq!(
         body.code, code,
-        "expected {code}, got {} ({status})",
-        body.code
+        "expected {code}, got {} ({status}): {}",
+        body.code, body.message
     );
     assert_eq!(status.as_u16(), code.http_status());
 }

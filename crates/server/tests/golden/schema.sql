@@ -1,4 +1,4 @@
--- user_version = 6
+-- user_version = 7
 CREATE INDEX api_keys_org ON api_keys(org_id);
 CREATE INDEX audit_log_time ON audit_log(org_id, at);
 CREATE INDEX device_status_org ON device_status(org_id);
@@ -186,6 +186,16 @@ CREATE TABLE rollouts (
     basis_points INTEGER NOT NULL CHECK (basis_points BETWEEN 0 AND 10000),
     status TEXT NOT NULL CHECK (status IN ('active', 'paused', 'rolled_back')),
     created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE saml_configs (
+    org_id TEXT PRIMARY KEY REFERENCES orgs(id),
+    idp_entity_id TEXT NOT NULL,
+    sso_url TEXT NOT NULL,
+    certificate BLOB NOT NULL,
+    allowed_email_domains TEXT NOT NULL,
+    sso_required INTEGER NOT NULL CHECK (sso_required IN (0, 1)),
+    updated_by TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
 CREATE TABLE scim_group_members (

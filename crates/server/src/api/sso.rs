@@ -1,0 +1,271 @@
+//! What sign-in through an identity provider (OIDC or SAML) does once the provider has vouched
+//! for an email: admit the person into the org (an existing member, or a new person with an
+//! open invitation for that email), or refuse, counting the failure and auditing it in the org.
+
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
+use edgekeep_protocol::ErrorCode;
+use edgekeep_protocol::idp::{MAX_EMAIL_DOMAINS, normalize_domain};
+
+use super::AppState;
+use crate::auth::{KnownCredential, address_key, request_id};
+use crate::error::ApiError;
+use crate::identity::{Admission, session};
+use crate::storage::{Acceptance, AuditEvent, MemberRecord, UserRecord};
+
+/// A refusal of a provider's sign-in: a code, an audit outcome (`code:reason`), and how the
+/// admission refusals are expressed.
+pub trait SignInRejection: Copy + Into<ApiError> + From<Admission> {
+    /// The error code answered.
+    fn code(self) -> ErrorCode;
+    /// The audit outcome.
+    fn outcome(self) -> String;
+}
+
+impl SignInRejection for crate::identity::oidc::OidcRejection {
+    fn code(self) -> ErrorCode {
+        Self::code(self)
+    }
+    fn outcome(self) -> String {
+        Self::outcome(self)
+    }
+}
+
+#[cfg(feature = "saml")]
+impl SignInRejection for crate::identity::saml::SamlRejection {
+    fn code(self) -> ErrorCode {
+        Self::code(self)
+    }
+    fn outcome(self) -> String {
+        Self::outcome(self)
+    }
+}
+
+/// Counts and audits refused sign-ins of one request, once its org is known.
+pub struct Refusal<'a> {
+    state: &'a AppState,
+    addr: String,
+    request_id: String,
+    method: &'static str,
+    /// The org signed in to, once known.
+    pub org_id: Option<String>,
+}
+
+impl<'a> Refusal<'a> {
+    /// The refusals of the request `parts`, signing in by `method` (`oidc`, `saml`).
+    pub fn new(state: &'a AppState, parts: &Parts, method: &'static str) -> Self {
+        Self {
+            state,
+            addr: address_key(&parts.extensions),
+            request_id: request_id(&parts.extensions),
+            method,
+            org_id: None,
+        }
+    }
+
+    /// Counts the failure against the address (and the org's provider), audits it in the org
+    /// when known (`login.<method>.rejected`), and answers the rejection, or `rate_limited`
+    /// when the budget is spent.
+    pub async fn refuse<R: SignInRejection>(
+        &self,
+        rejection: R,
+        user_id: Option<&str>,
+    ) -> ApiError {
+        let Some(org_id) = &self.org_id else {
+            return answer(
+                rejection,
+                crate::auth::fail(self.state, &self.addr, None, rejection.code()),
+            );
+        };
+        let subject = format!("idp:{org_id}");
+        let known = KnownCredential {
+            subject: &subject,
+            org_id,
+        };
+        let error = crate::auth::fail(self.state, &self.addr, Some(known), rejection.code());
+        if error.code == ErrorCode::RateLimited {
+            return error;
+        }
+        let event = AuditEvent {
+            org_id: org_id.clone(),
+            actor: user_id.map_or_else(|| "anonymous".to_owned(), |id| format!("user:{id}")),
+            action: format!("login.{}.rejected", self.method),
+            target: user_id.map_or_else(|| "idp".to_owned(), |id| format!("user:{id}")),
+            outcome: rejection.outcome(),
+            request_id: self.request_id.clone(),
+            at: crate::now(),
+        };
+        match self.state.audit_rejection(event).await {
+            Ok(()) => answer(rejection, error),
+            Err(audit_error) => audit_error,
+        }
+    }
+
+    fn login_event(&self, org_id: &str, user_id: &str, session_id: &str, at: i64) -> AuditEvent {
+        AuditEvent {
+            org_id: org_id.to_owned(),
+            actor: format!("user:{user_id}"),
+            action: format!("login.{}.ok", self.method),
+            target: format!("session:{session_id}"),
+            outcome: "ok".to_owned(),
+            request_id: self.request_id.clone(),
+            at,
+        }
+    }
+}
+
+fn answer<R: SignInRejection>(rejection: R, counted: ApiError) -> ApiError {
+    if counted.code == rejection.code() {
+        rejection.into()
+    } else {
+        counted
+    }
+}
+
+/// The allowed email domains of a provider's configuration, normalized and deduplicated: 1 to
+/// [`MAX_EMAIL_DOMAINS`].
+pub fn allowed_domains(texts: &[String]) -> Result<Vec<String>, ApiError> {
+    let mut domains = Vec::new();
+    for text in texts {
+        let domain = normalize_domain(text)
+            .ok_or_else(|| ApiError::bad_request("an allowed email domain is not a domain"))?;
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    if domains.is_empty() || domains.len() > MAX_EMAIL_DOMAINS {
+        return Err(ApiError::bad_request(
+            "allowed_email_domains must hold 1 to 50 domains",
+        ));
+    }
+    Ok(domains)
+}
+
+/// A person an identity provider vouched for.
+pub struct Vouched {
+    /// The email, checked against the org's allowed domains.
+    pub email: String,
+    /// The name to give a new person.
+    pub display_name: String,
+}
+
+/// Starts the session of a vouched-for email: an existing member, or a new person with an
+/// open invitation for that email (created and accepted in one transaction).
+pub async fn admit<R: SignInRejection>(
+    state: &AppState,
+    refusal: &Refusal<'_>,
+    org_id: &str,
+    person: Vouched,
+    now: i64,
+) -> Result<Response, ApiError> {
+    let method = refusal.method;
+    let lookup = person.email.clone();
+    let existing = state.blocking(move |s| s.user_by_email(&lookup)).await?;
+    if let Some(user) = existing {
+        if user.deactivated_at.is_some() {
+            return Err(refusal
+                .refuse(R::from(Admission::Deactivated), Some(&user.id))
+                .await);
+        }
+        let id = user.id.clone();
+        let memberships = state.blocking(move |s| s.memberships(&id)).await?;
+        let Some(member) = memberships
+            .into_iter()
+            .map(|(member, _)| member)
+            .find(|member| member.org_id == org_id)
+        else {
+            return Err(refusal
+                .refuse(R::from(Admission::ExistingPersonNotMember), Some(&user.id))
+                .await);
+        };
+        let started = session::mint(state, &user.id, &member, method, false)?;
+        let event = refusal.login_event(org_id, &user.id, &started.record.id, now);
+        let record = started.record.clone();
+        state
+            .blocking(move |s| s.insert_session(&record, &event))
+            .await?;
+        return Ok(super::people::session_response(
+            state,
+            &started,
+            member.role,
+            StatusCode::OK,
+        ));
+    }
+    let org = org_id.to_owned();
+    let invitations = state.blocking(move |s| s.invitations(&org)).await?;
+    let Some(invitation) = invitations
+        .into_iter()
+        .find(|inv| inv.is_open(now) && inv.email.as_deref() == Some(person.email.as_str()))
+    else {
+        return Err(refusal.refuse(R::from(Admission::NotInvited), None).await);
+    };
+    let user = UserRecord {
+        id: state.new_id("usr")?,
+        handle: new_handle(state)?,
+        display_name: person.display_name,
+        email: Some(person.email),
+        created_at: now,
+        deactivated_at: None,
+    };
+    let member = MemberRecord {
+        id: state.new_id("mem")?,
+        org_id: org_id.to_owned(),
+        name: user.display_name.clone(),
+        role: invitation.role,
+        created_at: now,
+        user_id: Some(user.id.clone()),
+    };
+    let mut started = session::mint(state, &user.id, &member, method, false)?;
+    let login = refusal.login_event(org_id, &user.id, &started.record.id, now);
+    let accepted = AuditEvent {
+        action: "invitation.accept".to_owned(),
+        target: format!("invitation:{}", invitation.id),
+        ..login.clone()
+    };
+    let events = [accepted, login];
+    let record = started.record.clone();
+    let token_hash = invitation.token_hash;
+    let joined = state
+        .blocking(move |s| {
+            s.accept_invitation(&Acceptance {
+                token_hash,
+                user: &user,
+                new_user: true,
+                passkey: None,
+                new_member: &member,
+                session: &record,
+                audit: &events,
+                at: now,
+            })
+        })
+        .await?;
+    started.record.member_id.clone_from(&joined.id);
+    Ok(super::people::session_response(
+        state,
+        &started,
+        joined.role,
+        StatusCode::OK,
+    ))
+}
+
+/// A random WebAuthn user handle (a UUID v4 in text), never derived from the id or email.
+fn new_handle(state: &AppState) -> Result<String, ApiError> {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 16];
+    state
+        .rng()
+        .fill(&mut bytes)
+        .map_err(|_| ApiError::internal())?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
