@@ -737,3 +737,102 @@ async fn configuration_is_owner_only_and_checks_the_certificate() {
     assert!(actions.iter().any(|a| a == "saml.configure"));
     assert!(actions.iter().any(|a| a == "saml.remove"));
 }
+
+/// Org B's IdP can vouch for a person in org B only: the session it starts cannot switch into
+/// org A, see or end the person's org A sessions, or touch the person's passkeys.
+#[tokio::test]
+async fn a_session_from_an_org_idp_acts_only_in_that_org() {
+    let Some(mut s) = Setup::start().await else {
+        return;
+    };
+    let in_a =
+        s.ts.person(&s.ts.owner_key, edgekeep_protocol::api::Role::Member, false)
+            .await;
+    let email =
+        s.ts.server
+            .storage()
+            .user(&in_a.user_id)
+            .unwrap()
+            .unwrap()
+            .email
+            .unwrap();
+    let org_b_key = s.org_b.owner_api_key.clone();
+    let (status, value) =
+        s.ts.call(
+            Method::POST,
+            "/v1/invitations",
+            &org_b_key,
+            Some(json!({"email": email, "role": "member"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{value}");
+    s.ts.accept(value["token"].as_str().unwrap(), Some(&in_a.user_id), false)
+        .await;
+
+    let browser = s.browser();
+    let org_b = s.org_b.org_id.clone();
+    let response = s.genuine(&browser, &org_b, &email).await;
+    let signed_in = s.post(&browser, &org_b, &response).await;
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let created: SessionCreated = signed_in.json().await.unwrap();
+    let write = |method: Method, path: &str| {
+        browser
+            .request(method, s.ts.url(path))
+            .header("x-csrf-token", &created.csrf_token)
+            .header("origin", &s.ts.origin)
+    };
+
+    let switch = write(Method::POST, "/v1/auth/switch-org")
+        .json(&json!({"org_id": s.ts.org_id}))
+        .send()
+        .await
+        .unwrap();
+    common::assert_error(switch, ErrorCode::Forbidden).await;
+    let sessions: Vec<Value> = browser
+        .get(s.ts.url("/v1/me/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!sessions.is_empty());
+    assert!(
+        sessions
+            .iter()
+            .all(|session| session["org_id"] == org_b.as_str())
+    );
+    let revoke = write(
+        Method::DELETE,
+        &format!("/v1/me/sessions/{}", in_a.session_id),
+    )
+    .send()
+    .await
+    .unwrap();
+    common::assert_error(revoke, ErrorCode::NotFound).await;
+    let passkeys = browser
+        .get(s.ts.url("/v1/me/passkeys"))
+        .send()
+        .await
+        .unwrap();
+    common::assert_error(passkeys, ErrorCode::Forbidden).await;
+    let logout_all = write(Method::POST, "/v1/auth/logout-all")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout_all.status(), StatusCode::NO_CONTENT);
+
+    let (status, _) = s.ts.session_call(&in_a, Method::GET, "/v1/me", None).await;
+    assert_eq!(status, StatusCode::OK, "the org A session survives");
+    let (status, all) =
+        s.ts.session_call(&in_a, Method::GET, "/v1/me/sessions", None)
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .all(|session| session["org_id"] != org_b.as_str()),
+        "the org B sessions ended: {all}"
+    );
+}

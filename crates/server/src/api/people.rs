@@ -149,6 +149,54 @@ pub(super) fn person(caller: &ApiCaller) -> Result<(&str, &str), ApiError> {
     }
 }
 
+/// How far a session speaks for its person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reach<'a> {
+    /// In every org: a passkey session, one switched from it, or one stepped up with a passkey.
+    Person,
+    /// Only in this org: a session an org's identity provider started.
+    Org(&'a str),
+}
+
+impl Reach<'_> {
+    fn covers(self, org_id: &str) -> bool {
+        match self {
+            Self::Person => true,
+            Self::Org(own) => own == org_id,
+        }
+    }
+}
+
+/// The reach of the caller's session (see [`crate::identity::session::speaks_for_person`]).
+pub(super) fn reach<'a>(state: &AppState, caller: &'a ApiCaller) -> Reach<'a> {
+    match &caller.credential {
+        CallerCredential::Session {
+            method,
+            stepped_up_at,
+            ..
+        } if !crate::identity::session::speaks_for_person(method)
+            && !state
+                .config()
+                .sessions
+                .is_stepped_up(*stepped_up_at, crate::now()) =>
+        {
+            Reach::Org(&caller.org_id)
+        }
+        _ => Reach::Person,
+    }
+}
+
+/// Refuses a session that speaks only in its org.
+fn require_person_reach(state: &AppState, caller: &ApiCaller) -> Result<(), ApiError> {
+    match reach(state, caller) {
+        Reach::Person => Ok(()),
+        Reach::Org(_) => Err(ApiError::forbidden(
+            "a session from an org's identity provider acts only in that org; sign in with a \
+             passkey (or step up) for this",
+        )),
+    }
+}
+
 /// The person behind the session, and every org they belong to.
 #[utoipa::path(get, path = "/v1/me", tag = "people", security(("session" = [])),
     responses((status = 200, body = MeInfo), (status = 403, body = edgekeep_protocol::ErrorBody)))]
@@ -193,7 +241,8 @@ fn session_info(record: SessionRecord, current: &str) -> SessionInfo {
     }
 }
 
-/// The person's live sessions, in every org.
+/// The person's live sessions: in every org, or only in this one for a session from an org's
+/// identity provider.
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "people", security(("session" = [])),
     responses((status = 200, body = [SessionInfo])))]
 pub async fn list_sessions(
@@ -206,15 +255,18 @@ pub async fn list_sessions(
     let sessions = state
         .blocking(move |s| s.sessions_of_user(&id, now))
         .await?;
+    let reach = reach(&state, &caller);
     Ok(Json(
         sessions
             .into_iter()
+            .filter(|session| reach.covers(&session.org_id))
             .map(|s| session_info(s, &current))
             .collect(),
     ))
 }
 
-/// Ends one of the person's sessions.
+/// Ends one of the person's sessions (within this org only, for a session from an org's
+/// identity provider).
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "people", security(("session" = [])),
     params(("id" = String, Path, description = "Session id")),
     responses((status = 204), (status = 404, body = edgekeep_protocol::ErrorBody)))]
@@ -226,6 +278,17 @@ pub async fn revoke_session(
     let (user_id, _) = person(&caller)?;
     let user_id = user_id.to_owned();
     let now = crate::now();
+    if let Reach::Org(org_id) = reach(&state, &caller) {
+        let (id, target, org) = (user_id.clone(), session_id.clone(), org_id.to_owned());
+        let in_org = state
+            .blocking(move |s| s.sessions_of_user(&id, now))
+            .await?
+            .iter()
+            .any(|session| session.id == target && session.org_id == org);
+        if !in_org {
+            return Err(ApiError::not_found());
+        }
+    }
     let event = caller.event("session.revoke", format!("session:{session_id}"), now);
     let revoked = state
         .blocking(move |s| s.revoke_session(&user_id, &session_id, now, &event))
@@ -258,7 +321,8 @@ pub async fn logout(
         .into_response())
 }
 
-/// Ends every session of the person, in every org (this one included).
+/// Ends every session of the person, in every org (this one included); for a session from an
+/// org's identity provider, every session of the person in that org.
 #[utoipa::path(post, path = "/v1/auth/logout-all", tag = "people", security(("session" = [])),
     responses((status = 204)))]
 pub async fn logout_all(
@@ -268,6 +332,25 @@ pub async fn logout_all(
     let (user_id, _) = person(&caller)?;
     let user_id = user_id.to_owned();
     let now = crate::now();
+    if let Reach::Org(org_id) = reach(&state, &caller) {
+        let (id, org) = (user_id.clone(), org_id.to_owned());
+        let event = caller.event("session.logout_all", format!("user:{user_id}"), now);
+        state
+            .blocking(move |s| {
+                for session in s.sessions_of_user(&id, now)? {
+                    if session.org_id == org {
+                        s.revoke_session(&id, &session.id, now, &event)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        return Ok((
+            [(header::SET_COOKIE, clear_cookie())],
+            StatusCode::NO_CONTENT,
+        )
+            .into_response());
+    }
     let id = user_id.clone();
     let orgs = state.blocking(move |s| s.memberships(&id)).await?;
     let events: Vec<_> = orgs
@@ -327,9 +410,7 @@ pub async fn switch_org(
     let (user_id, session_id) = (user_id.to_owned(), session_id.to_owned());
     // An org's identity provider vouches for people in that org only, and an org that requires
     // SSO admits only its provider's sessions.
-    if matches!(&caller.credential, CallerCredential::Session { method, .. }
-        if method == crate::identity::oidc::SESSION_METHOD)
-    {
+    if reach(&state, &caller) != Reach::Person {
         return Err(ApiError::forbidden(
             "a session from an org's identity provider cannot switch org; sign in to the other org",
         ));
@@ -390,6 +471,7 @@ pub async fn list_passkeys(
     caller: ApiCaller,
 ) -> Result<Json<Vec<PasskeyInfo>>, ApiError> {
     let (user_id, _) = person(&caller)?;
+    require_person_reach(&state, &caller)?;
     let id = user_id.to_owned();
     let passkeys = state.blocking(move |s| s.passkeys(&id)).await?;
     Ok(Json(passkeys.into_iter().map(passkey_info).collect()))
@@ -406,6 +488,7 @@ pub async fn rename_passkey(
     ApiJson(body): ApiJson<RenamePasskeyRequest>,
 ) -> Result<StatusCode, ApiError> {
     let (user_id, _) = person(&caller)?;
+    require_person_reach(&state, &caller)?;
     if !valid_name(&body.name) {
         return Err(ApiError::bad_request(
             "name must be 1 to 100 characters without control characters",

@@ -45,6 +45,13 @@ impl SessionLimits {
     }
 }
 
+/// Whether a session started by `method` speaks for its person in every org: a passkey sign-in,
+/// or a session switched from one. A session an org's identity provider started (`oidc`,
+/// `saml`) speaks only in that org: its Owner controls the provider.
+pub fn speaks_for_person(method: &str) -> bool {
+    matches!(method, "passkey" | "switch")
+}
+
 /// A session's last-seen time is written at most this often (idle timeouts are minutes).
 pub const SESSION_TOUCH_INTERVAL_SECS: i64 = 30;
 

@@ -66,7 +66,7 @@ impl TestServer {
             user_id: user.id.clone(),
             org_id: String::new(),
             member_id: String::new(),
-            method: "invitation".to_owned(),
+            method: "passkey".to_owned(),
             created_at: now(),
             last_seen_at: now(),
             expires_at: now() + 3600,
