@@ -1,6 +1,8 @@
 //! Load generator against an in-process server on loopback over HTTPS (client and server share
 //! the machine): enrollments per second, authenticated requests per second, signed
-//! desired-state requests per second, and telemetry ingest (batches and events per second).
+//! desired-state requests per second, telemetry ingest (batches and events per second), and
+//! people: passkey sign-ins (begin + finish, a software authenticator signing ES256), session
+//! requests, SCIM user creations and SCIM `userName eq` lookups.
 //!
 //! ```text
 //! cargo run --release -p edgekeep-server --example loadgen -- --enrollments 500 --seconds 5 --concurrency 16
@@ -15,7 +17,13 @@ use edgekeep_protocol::api::{BootstrapTokenResponse, EnrollRequest, EnrollRespon
 use edgekeep_protocol::key_agreement::EphemeralAgreement;
 use edgekeep_protocol::proof::{self, ProofSigner, SoftwareDeviceKey};
 use edgekeep_server::{RateLimits, Server, ServerConfig};
+use serde_json::{Value, json};
 use tokio::sync::Mutex;
+
+#[path = "../tests/common/authenticator.rs"]
+mod authenticator;
+
+use authenticator::SoftAuthenticator;
 
 #[derive(Parser)]
 struct Args {
@@ -39,6 +47,10 @@ enum Phase {
     ApiKey,
     DesiredState,
     Telemetry,
+    PasskeySignIn,
+    Session,
+    ScimCreate,
+    ScimLookup,
 }
 
 impl Phase {
@@ -48,6 +60,10 @@ impl Phase {
             Self::ApiKey => "API key requests (GET /v1/org)",
             Self::DesiredState => "desired states (GET /v1/device/desired-state, signed)",
             Self::Telemetry => "telemetry batches (POST /v1/device/telemetry)",
+            Self::PasskeySignIn => "passkey sign-ins (begin + finish, ES256, session written)",
+            Self::Session => "session requests (GET /v1/me, cookie)",
+            Self::ScimCreate => "SCIM user creations (POST /scim/v2/Users)",
+            Self::ScimLookup => "SCIM lookups (GET /scim/v2/Users?filter=userName eq)",
         }
     }
 }
@@ -128,6 +144,113 @@ struct Device {
     access: String,
 }
 
+/// The public URL the server is told it has: passkeys are bound to it, sign-in requests name it
+/// as their `Origin`, and device proofs name it in `htu` (the client connects to loopback).
+const ORIGIN: &str = "https://localhost:8443";
+
+/// What the people phases need: a person's passkey (one copy per worker), their session
+/// cookie, and a SCIM token.
+struct People {
+    devices: Vec<Mutex<SoftAuthenticator>>,
+    cookie: String,
+    scim_token: String,
+}
+
+async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    body: &Value,
+) -> Result<(reqwest::header::HeaderMap, Value), Box<dyn std::error::Error>> {
+    let response = client
+        .post(url)
+        .header("origin", ORIGIN)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let value: Value = response.json().await?;
+    if !status.is_success() {
+        return Err(format!("{status}: {value}").into());
+    }
+    Ok((headers, value))
+}
+
+/// Accepts the owner invitation with a software passkey and creates a SCIM token.
+async fn people(
+    client: &reqwest::Client,
+    base: &str,
+    created: &edgekeep_server::data_dir::OrgCreated,
+    workers: usize,
+) -> Result<People, Box<dyn std::error::Error>> {
+    let mut device = SoftAuthenticator::new(&url::Url::parse(ORIGIN)?);
+    let (_, started) = post_json(
+        client,
+        format!("{base}/v1/auth/invitations/begin"),
+        &json!({"token": created.owner_invitation, "display_name": "Load Owner"}),
+    )
+    .await?;
+    let response = device.register(&started["options"]).await?;
+    let (headers, _) = post_json(
+        client,
+        format!("{base}/v1/auth/invitations/finish"),
+        &json!({"ceremony": started["ceremony"], "response": response, "name": "loadgen"}),
+    )
+    .await?;
+    let cookie = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(edgekeep_protocol::people::SESSION_COOKIE))
+        .and_then(|v| v.split(';').next())
+        .ok_or("no session cookie")?
+        .to_owned();
+    let token: Value = client
+        .post(format!("{base}/v1/scim-tokens"))
+        .bearer_auth(&created.owner_api_key)
+        .json(&json!({"name": "loadgen"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(People {
+        devices: (0..workers)
+            .map(|_| Mutex::new(device.clone_device()))
+            .collect(),
+        cookie,
+        scim_token: token["secret"].as_str().ok_or("no SCIM secret")?.to_owned(),
+    })
+}
+
+/// One passkey sign-in: begin, the authenticator's assertion, finish.
+async fn passkey_sign_in(
+    client: &reqwest::Client,
+    base: &str,
+    device: &Mutex<SoftAuthenticator>,
+) -> Result<reqwest::Response, Box<dyn std::error::Error>> {
+    let (_, started) =
+        post_json(client, format!("{base}/v1/auth/passkey/begin"), &json!({})).await?;
+    let response = device
+        .lock()
+        .await
+        .authenticate(&started["options"])
+        .await?;
+    Ok(client
+        .post(format!("{base}/v1/auth/passkey/finish"))
+        .header("origin", ORIGIN)
+        .json(&json!({"ceremony": started["ceremony"], "response": response}))
+        .send()
+        .await?)
+}
+
+fn scim_user(n: u64) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("user{n}@example.com"), "externalId": format!("ext-{n}"),
+        "name": {"givenName": "Load", "familyName": format!("User {n}")},
+        "emails": [{"value": format!("user{n}@example.com"), "primary": true}], "active": true})
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -158,6 +281,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = tempfile::tempdir()?;
     let created = edgekeep_server::init(data.path(), "loadgen")?;
     let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse()?);
+    config.public_url = Some(ORIGIN.to_owned());
     config.rate_limits = RateLimits {
         enrollments_per_org: u32::MAX / 2,
         ..RateLimits::default()
@@ -209,8 +333,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let agreement = EphemeralAgreement::generate().expect("agreement");
                 let url = format!("{base}/v1/device/enroll");
                 let began = Instant::now();
+                let htu = format!("{ORIGIN}/v1/device/enroll");
                 let proof =
-                    proof::build_proof(&key, "POST", &url, &bootstrap, now()).expect("proof");
+                    proof::build_proof(&key, "POST", &htu, &bootstrap, now()).expect("proof");
                 let body = EnrollRequest {
                     org_id: org.clone(),
                     bootstrap_token: bootstrap,
@@ -254,17 +379,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seqs: Arc<Vec<AtomicU64>> =
         Arc::new((0..devices.len()).map(|_| AtomicU64::new(0)).collect());
     let events_per_batch = args.events_per_batch.clamp(1, 256);
+    let people = Arc::new(people(&client, &base, &created, args.concurrency).await?);
+    let scim_users = Arc::new(AtomicU64::new(0));
     for phase in [
         Phase::DeviceMe,
         Phase::ApiKey,
         Phase::DesiredState,
         Phase::Telemetry,
+        Phase::PasskeySignIn,
+        Phase::Session,
+        Phase::ScimCreate,
+        Phase::ScimLookup,
     ] {
         let count = Arc::new(AtomicU64::new(0));
         let deadline = Instant::now() + Duration::from_secs(args.seconds);
         let start = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..args.concurrency {
+            let (people, scim_users) = (people.clone(), scim_users.clone());
             let (devices, seqs, count, client, base, key, latencies) = (
                 devices.clone(),
                 seqs.clone(),
@@ -283,8 +415,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let device = &devices[index];
                     let device_call = |method: &str, path: &str| {
                         let url = format!("{base}{path}");
+                        let htu = format!("{ORIGIN}{path}");
                         let proof =
-                            proof::build_proof(&device.key, method, &url, &device.access, now())
+                            proof::build_proof(&device.key, method, &htu, &device.access, now())
                                 .expect("proof");
                         let request = if method == "GET" {
                             client.get(&url)
@@ -312,6 +445,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             client
                                 .get(format!("{base}/v1/org"))
                                 .bearer_auth(&key)
+                                .send()
+                                .await
+                        }
+                        Phase::PasskeySignIn => {
+                            let device = &people.devices[worker];
+                            Ok(passkey_sign_in(&client, &base, device)
+                                .await
+                                .expect("sign-in"))
+                        }
+                        Phase::Session => {
+                            client
+                                .get(format!("{base}/v1/me"))
+                                .header("cookie", &people.cookie)
+                                .send()
+                                .await
+                        }
+                        Phase::ScimCreate => {
+                            let n = scim_users.fetch_add(1, Ordering::Relaxed);
+                            client
+                                .post(format!("{base}/scim/v2/Users"))
+                                .bearer_auth(&people.scim_token)
+                                .header("content-type", "application/scim+json")
+                                .body(scim_user(n).to_string())
+                                .send()
+                                .await
+                        }
+                        Phase::ScimLookup => {
+                            let created = scim_users.load(Ordering::Relaxed).max(1);
+                            let filter =
+                                format!("userName eq \"user{}@example.com\"", i as u64 % created);
+                            client
+                                .get(format!("{base}/scim/v2/Users"))
+                                .query(&[("filter", filter)])
+                                .bearer_auth(&people.scim_token)
                                 .send()
                                 .await
                         }
