@@ -9,8 +9,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use edgekeep_protocol::ErrorCode;
 use edgekeep_protocol::api::Permission;
 use edgekeep_protocol::idp::{IdpConfigInfo, IdpConfigRequest, MAX_CLIENT_FIELD_LEN};
@@ -182,18 +182,10 @@ pub async fn start(
     state
         .blocking(move |s| s.insert_ceremony(&ceremony, now))
         .await?;
-    let location = HeaderValue::from_str(&authorization.url).map_err(|_| ApiError::internal())?;
-    let cookie = HeaderValue::from_str(&oidc::binding_cookie(token.expose(), timeout))
-        .map_err(|_| ApiError::internal())?;
-    Ok((
-        StatusCode::FOUND,
-        [
-            (header::LOCATION, location),
-            (header::SET_COOKIE, cookie),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
+    sso::to_provider(
+        &authorization.url,
+        &oidc::binding_cookie(token.expose(), timeout),
     )
-        .into_response())
 }
 
 /// The provider's redirect back.
@@ -221,17 +213,10 @@ pub async fn callback(
     parts: Parts,
     ApiQuery(query): ApiQuery<CallbackQuery>,
 ) -> Response {
-    let mut response = match finish(&state, &parts, query).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    };
-    let headers = response.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        HeaderValue::from_static(oidc::clear_binding_cookie()),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    sso::finished(
+        finish(&state, &parts, query).await,
+        oidc::clear_binding_cookie(),
+    )
 }
 
 async fn finish(

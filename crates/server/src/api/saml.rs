@@ -262,18 +262,7 @@ pub async fn start(
     state
         .blocking(move |s| s.insert_ceremony(&ceremony, now))
         .await?;
-    let location = HeaderValue::from_str(&location).map_err(|_| ApiError::internal())?;
-    let cookie = HeaderValue::from_str(&saml::binding_cookie(token.expose(), timeout))
-        .map_err(|_| ApiError::internal())?;
-    Ok((
-        StatusCode::FOUND,
-        [
-            (header::LOCATION, location),
-            (header::SET_COOKIE, cookie),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-    )
-        .into_response())
+    sso::to_provider(&location, &saml::binding_cookie(token.expose(), timeout))
 }
 
 /// Finishes signing in (HTTP-POST binding, `SAMLResponse` form field): checks the attempt
@@ -292,17 +281,10 @@ pub async fn acs(
     ApiPath(org_id): ApiPath<String>,
     body: Bytes,
 ) -> Response {
-    let mut response = match finish(&state, &parts, &org_id, &body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    };
-    let headers = response.headers_mut();
-    headers.append(
-        header::SET_COOKIE,
-        HeaderValue::from_static(saml::clear_binding_cookie()),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    sso::finished(
+        finish(&state, &parts, &org_id, &body).await,
+        saml::clear_binding_cookie(),
+    )
 }
 
 /// The `SAMLResponse` field of a form body.

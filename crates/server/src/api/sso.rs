@@ -2,9 +2,9 @@
 //! for an email: admit the person into the org (an existing member, or a new person with an
 //! open invitation for that email), or refuse, counting the failure and auditing it in the org.
 
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use edgekeep_protocol::ErrorCode;
 use edgekeep_protocol::idp::{MAX_EMAIL_DOMAINS, normalize_domain};
 
@@ -123,6 +123,32 @@ fn answer<R: SignInRejection>(rejection: R, counted: ApiError) -> ApiError {
     }
 }
 
+/// The answer of a sign-in start: `302` to the provider, the cookie binding the attempt to this
+/// browser, never cached.
+pub fn to_provider(location: &str, binding_cookie: &str) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(location).map_err(|_| ApiError::internal())?;
+    let cookie = HeaderValue::from_str(binding_cookie).map_err(|_| ApiError::internal())?;
+    Ok((
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::SET_COOKIE, cookie),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+    )
+        .into_response())
+}
+
+/// The answer of a sign-in finish, whatever its outcome: the binding cookie cleared, never
+/// cached.
+pub fn finished(outcome: Result<Response, ApiError>, clear_binding: &'static str) -> Response {
+    let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
+    let headers = response.headers_mut();
+    headers.append(header::SET_COOKIE, HeaderValue::from_static(clear_binding));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 /// The allowed email domains of a provider's configuration, normalized and deduplicated: 1 to
 /// [`MAX_EMAIL_DOMAINS`].
 pub fn allowed_domains(texts: &[String]) -> Result<Vec<String>, ApiError> {
@@ -202,7 +228,7 @@ pub async fn admit<R: SignInRejection>(
     };
     let user = UserRecord {
         id: state.new_id("usr")?,
-        handle: new_handle(state)?,
+        handle: crate::identity::new_user_handle(state.rng()).map_err(|_| ApiError::internal())?,
         display_name: person.display_name,
         email: Some(person.email),
         created_at: now,
@@ -246,26 +272,5 @@ pub async fn admit<R: SignInRejection>(
         &started,
         joined.role,
         StatusCode::OK,
-    ))
-}
-
-/// A random WebAuthn user handle (a UUID v4 in text), never derived from the id or email.
-fn new_handle(state: &AppState) -> Result<String, ApiError> {
-    use ring::rand::SecureRandom as _;
-    let mut bytes = [0u8; 16];
-    state
-        .rng()
-        .fill(&mut bytes)
-        .map_err(|_| ApiError::internal())?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
     ))
 }

@@ -73,6 +73,24 @@ impl Admission {
     }
 }
 
+/// A new person's WebAuthn user handle: a random UUID v4 in text, never derived from the id or
+/// the email.
+pub fn new_user_handle(rng: &dyn ring::rand::SecureRandom) -> Result<String, IdentityError> {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes).map_err(|_| IdentityError::Random)?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
 /// Why an identity operation failed. Carries no user data.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {

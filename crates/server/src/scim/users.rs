@@ -20,23 +20,6 @@ fn params(query: Params) -> Result<Vec<(String, String)>, ScimError> {
     Ok(query?.0)
 }
 
-fn random_handle(state: &AppState) -> Result<String, ScimError> {
-    use ring::rand::SecureRandom as _;
-    let mut b = [0u8; 16];
-    state.rng().fill(&mut b).map_err(|_| ScimError::Internal)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    ))
-}
-
 fn primary_email(input: &UserInput) -> Option<String> {
     input
         .emails
@@ -96,7 +79,7 @@ pub async fn create(
     let now = crate::now();
     let user = UserRecord {
         id: state.new_id("usr")?,
-        handle: random_handle(&state)?,
+        handle: crate::identity::new_user_handle(state.rng()).map_err(|_| ScimError::Internal)?,
         email: primary_email(&input),
         display_name: String::new(),
         created_at: now,
