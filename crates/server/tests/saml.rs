@@ -334,6 +334,14 @@ fn with_id(assertion: &str, id: &str) -> String {
     format!("{}{id}{}", &assertion[..start], &assertion[end..])
 }
 
+/// `xml` without the first attribute called `name` (the envelope's, as the root comes first).
+fn without_first_attribute(xml: &str, name: &str) -> String {
+    let start = xml.find(&format!(" {name}=\"")).unwrap();
+    let value = start + name.len() + 3;
+    let end = value + xml[value..].find('"').unwrap() + 1;
+    format!("{}{}", &xml[..start], &xml[end..])
+}
+
 fn assertion_id(assertion: &str) -> String {
     let start = assertion.find(" ID=\"").unwrap() + 5;
     let end = start + assertion[start..].find('"').unwrap();
@@ -575,6 +583,19 @@ async fn replays_and_other_orgs_and_other_browsers_are_refused() {
         ErrorCode::AssertionInvalid,
     )
     .await;
+    // The same with the unsigned envelope's Destination and InResponseTo dropped: the signed
+    // audience refuses it.
+    let for_a = s.genuine(&other, &org_a, "sam@example.com").await;
+    let undirected = encode(&without_first_attribute(
+        &without_first_attribute(&decode(&for_a), "Destination"),
+        "InResponseTo",
+    ));
+    s.start_login(&other, &org_b).await;
+    common::assert_error(
+        s.post(&other, &org_b, &undirected).await,
+        ErrorCode::AssertionInvalid,
+    )
+    .await;
 
     // A response posted from a browser that never started an attempt (login CSRF).
     let victim = s.browser();
@@ -591,7 +612,10 @@ async fn replays_and_other_orgs_and_other_browsers_are_refused() {
         ["assertion_invalid:in_response_to"]
     );
     let org_b_rejections = s.rejections(&s.org_b.owner_api_key.clone()).await;
-    assert_eq!(org_b_rejections, ["assertion_invalid:recipient"]);
+    assert_eq!(
+        org_b_rejections,
+        ["assertion_invalid:recipient", "assertion_invalid:audience"]
+    );
 }
 
 /// The validity window, the audience and the request binding, checked on genuine responses
