@@ -284,6 +284,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.public_url = Some(ORIGIN.to_owned());
     config.rate_limits = RateLimits {
         enrollments_per_org: u32::MAX / 2,
+        sign_in_starts_per_address: u32::MAX / 2,
         ..RateLimits::default()
     };
     let server = Server::start(config).await?;

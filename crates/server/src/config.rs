@@ -20,6 +20,9 @@ pub struct RateLimits {
     pub auth_failures_per_credential: u32,
     /// Latency and quality samples one device may report per hour (burst the same).
     pub telemetry_samples_per_device_hour: u64,
+    /// Sign-in starts (passkey and invitation ceremonies, OIDC and SAML redirects) per source
+    /// address per minute: each one stores a ceremony, and an OIDC start may ask the provider.
+    pub sign_in_starts_per_address: u32,
 }
 
 impl Default for RateLimits {
@@ -30,6 +33,7 @@ impl Default for RateLimits {
             auth_failures_per_address: 60,
             auth_failures_per_credential: 30,
             telemetry_samples_per_device_hour: 1 << 22,
+            sign_in_starts_per_address: 60,
         }
     }
 }

@@ -459,3 +459,36 @@ async fn an_invitation_bound_to_an_email_needs_that_email() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn sign_in_starts_are_throttled_per_address() {
+    let server = TestServer::start_with(|c| {
+        c.public_url = Some(ORIGIN.to_owned());
+        c.rate_limits.sign_in_starts_per_address = 3;
+    })
+    .await;
+    for _ in 0..3 {
+        let (status, _, value) = post(&server, "/v1/auth/passkey/begin", json!({}), None).await;
+        assert_eq!(status, StatusCode::OK, "{value}");
+    }
+    let (status, _, value) = post(&server, "/v1/auth/passkey/begin", json!({}), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{value}");
+    let invitation = json!({"token": server.owner_invitation, "display_name": "Ada"});
+    let (status, _, _) = post(&server, "/v1/auth/invitations/begin", invitation, None).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "one budget for every sign-in start"
+    );
+    let oidc = server
+        .client
+        .get(server.url(&format!("/v1/auth/oidc/{}/start", server.org_id)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oidc.status(), StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = server
+        .call(Method::GET, "/v1/org", &server.owner_key, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "other requests are not throttled");
+}

@@ -366,6 +366,16 @@ async fn an_existing_member_signs_in_again_and_owner_actions_need_a_step_up() {
     assert_ne!(again.session_id, first.session_id);
     assert_eq!(s.audit(&key, "login.oidc.ok").await.len(), 2);
 
+    // Bob is linked to his subject: another account at the provider with his email is refused.
+    let (_, other_account) = s.login(&s.ts.org_id, "bob2").await;
+    expect_error(other_account, ErrorCode::IdpLoginRejected).await;
+    let rejected = s.audit(&key, "login.oidc.rejected").await;
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(
+        rejected[0].1,
+        "idp_login_rejected:linked_to_another_subject"
+    );
+
     // An Owner signed in by the provider has no step-up: the IdP configuration stays put.
     let response = browser
         .delete(s.ts.url("/v1/org/idp"))

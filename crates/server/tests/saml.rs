@@ -117,8 +117,20 @@ impl Idp {
 
     /// The base64 `SAMLResponse` for `saml_request`, about `email`, signed by `signer`.
     fn respond(&mut self, saml_request: &str, email: &str, signer: &str) -> String {
+        self.respond_as(saml_request, email, signer, None)
+    }
+
+    /// [`Self::respond`], naming the person by a persistent `NameID` when given.
+    fn respond_as(
+        &mut self,
+        saml_request: &str,
+        email: &str,
+        signer: &str,
+        persistent_id: Option<&str>,
+    ) -> String {
         let answer = self.ask(json!({"op": "respond", "saml_request": saml_request,
-            "email": email, "name": "Sam L. Person", "signer": signer}));
+            "email": email, "name": "Sam L. Person", "signer": signer,
+            "persistent_id": persistent_id}));
         answer["saml_response"].as_str().unwrap().to_owned()
     }
 }
@@ -858,5 +870,38 @@ async fn a_session_from_an_org_idp_acts_only_in_that_org() {
             .iter()
             .all(|session| session["org_id"] != org_b.as_str()),
         "the org B sessions ended: {all}"
+    );
+}
+
+/// A persistent `NameID` links the person: it keeps signing them in when the IdP's email for
+/// them changes, and another IdP account asserting their email is refused.
+#[tokio::test]
+async fn a_persistent_name_id_links_the_person() {
+    let Some(mut s) = Setup::start().await else {
+        return;
+    };
+    let owner = s.ts.owner_key.clone();
+    let org = s.ts.org_id.clone();
+    s.invite(&owner, "sam@example.com").await;
+    let mut login = async |email: &str, persistent_id: &str| {
+        let browser = s.browser();
+        let request = s.start_login(&browser, &org).await;
+        let response = s
+            .idp
+            .respond_as(&request, email, "main", Some(persistent_id));
+        s.post(&browser, &org, &response).await
+    };
+    let first = login("sam@example.com", "p-7781").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: SessionCreated = first.json().await.unwrap();
+    let renamed = login("samuel@example.com", "p-7781").await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    let renamed: SessionCreated = renamed.json().await.unwrap();
+    assert_eq!(renamed.user_id, first.user_id);
+    let other_account = login("sam@example.com", "p-0042").await;
+    common::assert_error(other_account, ErrorCode::IdpLoginRejected).await;
+    assert_eq!(
+        s.rejections(&owner).await,
+        ["idp_login_rejected:linked_to_another_subject"]
     );
 }

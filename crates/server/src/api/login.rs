@@ -154,6 +154,7 @@ pub async fn begin_invitation(
     parts: Parts,
     ApiJson(body): ApiJson<AcceptInvitationRequest>,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
+    state.admit_sign_in_start(&parts.extensions)?;
     let addr = address_key(&parts.extensions);
     let service = passkeys(&state)?;
     if !valid_name(&body.display_name) {
@@ -329,8 +330,10 @@ fn passkey_name(name: Option<&str>) -> Result<String, ApiError> {
     responses((status = 200, body = CeremonyStarted)))]
 pub async fn begin_login(
     State(state): State<AppState>,
+    parts: Parts,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
+    state.admit_sign_in_start(&parts.extensions)?;
     let service = passkeys(&state)?;
     let (options, webauthn) = service
         .start_discoverable_authentication()

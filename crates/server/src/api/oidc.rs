@@ -8,8 +8,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::Response;
 use edgekeep_protocol::ErrorCode;
 use edgekeep_protocol::api::Permission;
@@ -18,7 +18,7 @@ use edgekeep_protocol::people::SessionCreated;
 use edgekeep_protocol::token::{MintedToken, ParsedToken, TokenKind};
 use serde::Deserialize;
 
-use super::sso::{self, Refusal, Vouched};
+use super::sso::{self, Refusal, Subject, Vouched};
 use super::{ApiJson, ApiPath, ApiQuery, AppState};
 use crate::auth::{ApiCaller, request_origin};
 use crate::error::ApiError;
@@ -79,9 +79,10 @@ pub async fn put_idp(
     }
     let domains = sso::allowed_domains(&body.allowed_email_domains)?;
     let issuer = issuer.as_str().to_owned();
-    oidc::discover(state.idp_http(), &issuer)
+    let metadata = oidc::discover(state.idp_http(), &issuer)
         .await
         .map_err(ApiError::from)?;
+    state.discovery().put(&issuer, metadata);
     let sealed = state
         .secret()
         .seal(
@@ -159,12 +160,16 @@ pub async fn start(
     parts: Parts,
     ApiPath(org_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    state.admit_sign_in_start(&parts.extensions)?;
     let id = org_id.clone();
     let config = state
         .blocking(move |s| s.idp_config(&id))
         .await?
         .ok_or(ErrorCode::IdpNotConfigured)?;
-    let metadata = oidc::discover(state.idp_http(), &config.issuer).await?;
+    let metadata = state
+        .discovery()
+        .get(state.idp_http(), &config.issuer)
+        .await?;
     let token =
         MintedToken::mint(TokenKind::Ceremony, state.rng()).map_err(|_| ApiError::internal())?;
     let redirect_uri = format!("{}{CALLBACK_PATH}", origin(&state, &parts));
@@ -278,6 +283,11 @@ async fn finish(
     let person = Vouched {
         display_name: oidc::display_name(&identity, &email),
         email,
+        subject: Some(Subject {
+            provider: oidc::SESSION_METHOD,
+            issuer: config.issuer.clone(),
+            subject: identity.subject.clone(),
+        }),
     };
     sso::admit::<OidcRejection>(state, &refusal, &org_id, person, now).await
 }

@@ -22,7 +22,7 @@ use edgekeep_protocol::people::SessionCreated;
 use edgekeep_protocol::token::{MintedToken, ParsedToken, TokenKind};
 use serde::{Deserialize, Serialize};
 
-use super::sso::{self, Refusal, Vouched};
+use super::sso::{self, Refusal, Subject, Vouched};
 use super::{ApiJson, ApiPath, AppState};
 use crate::auth::{ApiCaller, request_origin};
 use crate::error::ApiError;
@@ -240,6 +240,7 @@ pub async fn start(
     parts: Parts,
     ApiPath(org_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
+    state.admit_sign_in_start(&parts.extensions)?;
     let config = config(&state, &org_id)
         .await?
         .ok_or(ErrorCode::IdpNotConfigured)?;
@@ -343,6 +344,11 @@ async fn finish(
     let person = Vouched {
         display_name: crate::identity::display_name(identity.display_name.as_deref(), &email),
         email,
+        subject: identity.persistent_name_id.clone().map(|subject| Subject {
+            provider: saml::SESSION_METHOD,
+            issuer: config.idp_entity_id.clone(),
+            subject,
+        }),
     };
     sso::admit::<SamlRejection>(state, &refusal, org_id, person, now).await
 }

@@ -12,7 +12,7 @@ use super::AppState;
 use crate::auth::{KnownCredential, address_key, request_id};
 use crate::error::ApiError;
 use crate::identity::{Admission, session};
-use crate::storage::{Acceptance, AuditEvent, MemberRecord, UserRecord};
+use crate::storage::{Acceptance, AuditEvent, IdentityLink, MemberRecord, UserRecord};
 
 /// A refusal of a provider's sign-in: a code, an audit outcome (`code:reason`), and how the
 /// admission refusals are expressed.
@@ -174,6 +174,19 @@ pub struct Vouched {
     pub email: String,
     /// The name to give a new person.
     pub display_name: String,
+    /// The stable subject at the provider, when it has one (`None` for a SAML `NameID` that is
+    /// not persistent).
+    pub subject: Option<Subject>,
+}
+
+/// A stable subject at one of the org's providers.
+pub struct Subject {
+    /// `oidc` or `saml`.
+    pub provider: &'static str,
+    /// The issuer (OIDC issuer URL, SAML IdP entity id).
+    pub issuer: String,
+    /// The subject at the issuer.
+    pub subject: String,
 }
 
 /// Starts the session of a vouched-for email: an existing member, or a new person with an
@@ -185,38 +198,47 @@ pub async fn admit<R: SignInRejection>(
     person: Vouched,
     now: i64,
 ) -> Result<Response, ApiError> {
-    let method = refusal.method;
+    if let Some(subject) = &person.subject {
+        let (org, provider, issuer, sub) = (
+            org_id.to_owned(),
+            subject.provider,
+            subject.issuer.clone(),
+            subject.subject.clone(),
+        );
+        let linked = state
+            .blocking(move |s| {
+                let Some(user_id) = s.linked_user(&org, provider, &issuer, &sub)? else {
+                    return Ok(None);
+                };
+                s.user(&user_id)
+            })
+            .await?;
+        if let Some(user) = linked {
+            return sign_in_member::<R>(state, refusal, org_id, user, now).await;
+        }
+    }
     let lookup = person.email.clone();
     let existing = state.blocking(move |s| s.user_by_email(&lookup)).await?;
     if let Some(user) = existing {
-        if user.deactivated_at.is_some() {
-            return Err(refusal
-                .refuse(R::from(Admission::Deactivated), Some(&user.id))
-                .await);
+        if let Some(subject) = &person.subject {
+            let (org, provider, issuer, user_id) = (
+                org_id.to_owned(),
+                subject.provider,
+                subject.issuer.clone(),
+                user.id.clone(),
+            );
+            let taken = state
+                .blocking(move |s| s.has_link(&org, provider, &issuer, &user_id))
+                .await?;
+            if taken {
+                return Err(refusal
+                    .refuse(R::from(Admission::OtherSubject), Some(&user.id))
+                    .await);
+            }
         }
-        let id = user.id.clone();
-        let memberships = state.blocking(move |s| s.memberships(&id)).await?;
-        let Some(member) = memberships
-            .into_iter()
-            .map(|(member, _)| member)
-            .find(|member| member.org_id == org_id)
-        else {
-            return Err(refusal
-                .refuse(R::from(Admission::ExistingPersonNotMember), Some(&user.id))
-                .await);
-        };
-        let started = session::mint(state, &user.id, &member, method, false)?;
-        let event = refusal.login_event(org_id, &user.id, &started.record.id, now);
-        let record = started.record.clone();
-        state
-            .blocking(move |s| s.insert_session(&record, &event))
-            .await?;
-        return Ok(super::people::session_response(
-            state,
-            &started,
-            member.role,
-            StatusCode::OK,
-        ));
+        let response = sign_in_member::<R>(state, refusal, org_id, user.clone(), now).await?;
+        link(state, org_id, person.subject, &user.id, now).await?;
+        return Ok(response);
     }
     let org = org_id.to_owned();
     let invitations = state.blocking(move |s| s.invitations(&org)).await?;
@@ -242,7 +264,7 @@ pub async fn admit<R: SignInRejection>(
         created_at: now,
         user_id: Some(user.id.clone()),
     };
-    let mut started = session::mint(state, &user.id, &member, method, false)?;
+    let mut started = session::mint(state, &user.id, &member, refusal.method, false)?;
     let login = refusal.login_event(org_id, &user.id, &started.record.id, now);
     let accepted = AuditEvent {
         action: "invitation.accept".to_owned(),
@@ -252,6 +274,7 @@ pub async fn admit<R: SignInRejection>(
     let events = [accepted, login];
     let record = started.record.clone();
     let token_hash = invitation.token_hash;
+    let user_id = user.id.clone();
     let joined = state
         .blocking(move |s| {
             s.accept_invitation(&Acceptance {
@@ -267,10 +290,71 @@ pub async fn admit<R: SignInRejection>(
         })
         .await?;
     started.record.member_id.clone_from(&joined.id);
+    link(state, org_id, person.subject, &user_id, now).await?;
     Ok(super::people::session_response(
         state,
         &started,
         joined.role,
         StatusCode::OK,
     ))
+}
+
+/// Starts a session for a known person who must be an active member of the org.
+async fn sign_in_member<R: SignInRejection>(
+    state: &AppState,
+    refusal: &Refusal<'_>,
+    org_id: &str,
+    user: UserRecord,
+    now: i64,
+) -> Result<Response, ApiError> {
+    if user.deactivated_at.is_some() {
+        return Err(refusal
+            .refuse(R::from(Admission::Deactivated), Some(&user.id))
+            .await);
+    }
+    let id = user.id.clone();
+    let memberships = state.blocking(move |s| s.memberships(&id)).await?;
+    let Some(member) = memberships
+        .into_iter()
+        .map(|(member, _)| member)
+        .find(|member| member.org_id == org_id)
+    else {
+        return Err(refusal
+            .refuse(R::from(Admission::ExistingPersonNotMember), Some(&user.id))
+            .await);
+    };
+    let started = session::mint(state, &user.id, &member, refusal.method, false)?;
+    let event = refusal.login_event(org_id, &user.id, &started.record.id, now);
+    let record = started.record.clone();
+    state
+        .blocking(move |s| s.insert_session(&record, &event))
+        .await?;
+    Ok(super::people::session_response(
+        state,
+        &started,
+        member.role,
+        StatusCode::OK,
+    ))
+}
+
+/// Records the person's stable subject at the provider, once.
+async fn link(
+    state: &AppState,
+    org_id: &str,
+    subject: Option<Subject>,
+    user_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let Some(subject) = subject else {
+        return Ok(());
+    };
+    let link = IdentityLink {
+        org_id: org_id.to_owned(),
+        provider: subject.provider.to_owned(),
+        issuer: subject.issuer,
+        subject: subject.subject,
+        user_id: user_id.to_owned(),
+        created_at: now,
+    };
+    state.blocking(move |s| s.link_identity(&link)).await
 }

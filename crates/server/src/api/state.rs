@@ -39,6 +39,7 @@ struct Inner {
     uploads: UploadGate,
     passkeys: Option<PasskeyService>,
     idp_http: crate::identity::oidc::IdpHttp,
+    discovery: crate::identity::oidc::DiscoveryCache,
 }
 
 /// The rate limiters of the server.
@@ -54,6 +55,8 @@ pub struct Limits {
     pub fail_credential: RateLimiter,
     /// Latency and quality samples per device (bounds what one device adds to aggregates).
     pub telemetry_samples: RateLimiter,
+    /// Sign-in starts per address.
+    pub sign_in_starts: RateLimiter,
 }
 
 /// The passkey relying party of a server: its public URL's origin, with the URL's host as the
@@ -94,6 +97,7 @@ impl AppState {
             telemetry_samples: RateLimiter::per_hour(
                 config.rate_limits.telemetry_samples_per_device_hour,
             ),
+            sign_in_starts: RateLimiter::per_minute(config.rate_limits.sign_in_starts_per_address),
         };
         let uploads = UploadGate::new(
             config.connections.uploads_per_org,
@@ -105,6 +109,7 @@ impl AppState {
                 uploads,
                 passkeys,
                 idp_http,
+                discovery: crate::identity::oidc::DiscoveryCache::default(),
                 storage,
                 desired_state_key,
                 artifacts,
@@ -189,6 +194,24 @@ impl AppState {
     /// The rate limiters.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The discovery documents of OpenID Providers, cached for sign-in starts.
+    pub fn discovery(&self) -> &crate::identity::oidc::DiscoveryCache {
+        &self.inner.discovery
+    }
+
+    /// Spends one of the address's sign-in starts; `rate_limited` when none is left.
+    pub fn admit_sign_in_start(
+        &self,
+        extensions: &axum::http::Extensions,
+    ) -> Result<(), crate::error::ApiError> {
+        let addr = crate::auth::address_key(extensions);
+        if self.inner.limits.sign_in_starts.try_acquire(&addr) {
+            Ok(())
+        } else {
+            Err(edgekeep_protocol::ErrorCode::RateLimited.into())
+        }
     }
 
     /// A new random id with a type prefix (`dev_...`).

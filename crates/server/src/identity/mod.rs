@@ -48,6 +48,10 @@ pub enum Admission {
     /// The person is deactivated.
     #[error("deactivated")]
     Deactivated,
+    /// The person is linked to another subject at this provider: an email moved to another
+    /// account at the provider does not carry the person with it.
+    #[error("linked to another subject")]
+    OtherSubject,
 }
 
 impl Admission {
@@ -57,6 +61,7 @@ impl Admission {
             Self::NotInvited => "not_invited",
             Self::ExistingPersonNotMember => "existing_person_not_member",
             Self::Deactivated => "deactivated",
+            Self::OtherSubject => "linked_to_another_subject",
         }
     }
 
@@ -69,6 +74,9 @@ impl Admission {
                  invitation signed in with a passkey"
             }
             Self::Deactivated => "this person is deactivated",
+            Self::OtherSubject => {
+                "this person signs in through another account at this identity provider"
+            }
         }
     }
 }

@@ -10,8 +10,9 @@
 //! Everything a rejection carries is an [`OidcRejection`]: a fixed reason, never a token, a
 //! claim value or an email.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use edgekeep_protocol::ErrorCode;
 use openidconnect::core::{
@@ -267,6 +268,69 @@ pub async fn discover(http: &IdpHttp, issuer: &str) -> Result<CoreProviderMetada
         })
 }
 
+/// How long a discovery document serves sign-in starts before it is read again.
+pub const DISCOVERY_TTL: Duration = Duration::from_secs(300);
+/// Most issuers kept; the oldest entry goes first beyond.
+const DISCOVERY_ENTRIES: usize = 1024;
+
+/// Discovery documents by issuer for sign-in starts, kept [`DISCOVERY_TTL`]: an unauthenticated
+/// start never makes the server fetch from a provider it asked moments ago. Configuration and
+/// callbacks read the provider afresh (a callback is bound to a throttled, single-use start, and
+/// must see rotated keys).
+#[derive(Default)]
+pub struct DiscoveryCache {
+    entries: std::sync::Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>,
+}
+
+impl std::fmt::Debug for DiscoveryCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiscoveryCache").finish_non_exhaustive()
+    }
+}
+
+impl DiscoveryCache {
+    /// The issuer's document: from the cache while fresh, else read and kept.
+    pub async fn get(
+        &self,
+        http: &IdpHttp,
+        issuer: &str,
+    ) -> Result<CoreProviderMetadata, OidcRejection> {
+        let now = Instant::now();
+        let cached = self
+            .lock()
+            .get(issuer)
+            .filter(|(at, _)| now.duration_since(*at) < DISCOVERY_TTL)
+            .map(|(_, metadata)| metadata.clone());
+        if let Some(metadata) = cached {
+            return Ok(metadata);
+        }
+        let metadata = discover(http, issuer).await?;
+        self.put(issuer, metadata.clone());
+        Ok(metadata)
+    }
+
+    /// Keeps a document just read (configuration reads the provider first).
+    pub fn put(&self, issuer: &str, metadata: CoreProviderMetadata) {
+        let mut entries = self.lock();
+        if entries.len() >= DISCOVERY_ENTRIES && !entries.contains_key(issuer) {
+            let oldest = entries
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(key, _)| key.clone());
+            if let Some(oldest) = oldest {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(issuer.to_owned(), (Instant::now(), metadata));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, CoreProviderMetadata)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// What the server keeps while a person is at the provider: single use, in the ceremonies
 /// table, bound to the org by the ceremony's subject.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -492,6 +556,29 @@ pub fn presented_binding(headers: &axum::http::HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_fresh_discovery_document_is_served_without_asking_the_provider() {
+        let issuer = "https://provider.invalid";
+        let metadata: CoreProviderMetadata = serde_json::from_value(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": "https://provider.invalid/auth",
+            "jwks_uri": "https://provider.invalid/jwks",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        }))
+        .unwrap();
+        let http = IdpHttp::new(&[]).unwrap();
+        let cache = DiscoveryCache::default();
+        assert_eq!(
+            cache.get(&http, issuer).await.err(),
+            Some(OidcRejection::Unavailable)
+        );
+        cache.put(issuer, metadata.clone());
+        let served = cache.get(&http, issuer).await.unwrap();
+        assert_eq!(served.issuer(), metadata.issuer());
+    }
 
     fn identity(email: Option<&str>, verified: Option<bool>) -> VerifiedIdentity {
         VerifiedIdentity {

@@ -58,6 +58,35 @@ pub struct SamlConfigRecord {
     pub updated_at: i64,
 }
 
+/// A person's stable identity at one of an org's identity providers: OIDC's (`iss`, `sub`), or a
+/// SAML IdP's entity id and persistent `NameID`. Once linked, only that subject signs the person
+/// in through that provider, whatever email it later asserts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdentityLink {
+    /// The org whose provider it is.
+    pub org_id: String,
+    /// `oidc` or `saml`.
+    pub provider: String,
+    /// The issuer (OIDC issuer URL, SAML IdP entity id).
+    pub issuer: String,
+    /// The subject at the issuer.
+    pub subject: String,
+    /// The person.
+    pub user_id: String,
+    /// When linked.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for IdentityLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityLink")
+            .field("org_id", &self.org_id)
+            .field("provider", &self.provider)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Identity provider configuration: one OpenID Provider and one SAML IdP per org.
 pub trait IdpStorage {
     /// The org's identity provider, if configured.
@@ -76,6 +105,28 @@ pub trait IdpStorage {
     /// Whether people of the org must sign in through an identity provider (passkey sign-in
     /// refused): either provider says so. `false` when the org has none.
     fn sso_required(&self, org_id: &str) -> Result<bool, StorageError>;
+
+    /// The person linked to `subject` at the org's `provider` `issuer`, if any.
+    fn linked_user(
+        &self,
+        org_id: &str,
+        provider: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StorageError>;
+
+    /// Whether the person is linked to some subject at the org's `provider` `issuer`.
+    fn has_link(
+        &self,
+        org_id: &str,
+        provider: &str,
+        issuer: &str,
+        user_id: &str,
+    ) -> Result<bool, StorageError>;
+
+    /// Links a subject to a person (no-op when that exact link exists; a subject already
+    /// linked to someone else is a conflict).
+    fn link_identity(&self, link: &IdentityLink) -> Result<(), StorageError>;
 
     /// The org's SAML identity provider, if configured.
     fn saml_config(&self, org_id: &str) -> Result<Option<SamlConfigRecord>, StorageError>;

@@ -315,6 +315,16 @@ CREATE TABLE scim_group_members (
 CREATE INDEX scim_group_members_user ON scim_group_members(user_id);
 "#,
     r#"
+CREATE TABLE identity_links (
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    provider TEXT NOT NULL CHECK (provider IN ('oidc', 'saml')),
+    issuer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org_id, provider, issuer, subject)
+);
+CREATE INDEX identity_links_user ON identity_links(org_id, provider, issuer, user_id);
 CREATE TABLE saml_configs (
     org_id TEXT PRIMARY KEY REFERENCES orgs(id),
     idp_entity_id TEXT NOT NULL,

@@ -21,7 +21,7 @@ pub use fleet::{
     DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
     RolloutRecord, TelemetryWindow, VersionLatency, VersionQuality,
 };
-pub use idp::{IdpConfigRecord, IdpStorage, SamlConfigRecord};
+pub use idp::{IdentityLink, IdpConfigRecord, IdpStorage, SamlConfigRecord};
 pub use people::{
     Acceptance, CeremonyRecord, InvitationRecord, PasskeyRecord, PeopleStorage, SessionRecord,
     UserRecord,

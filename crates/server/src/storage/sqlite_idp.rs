@@ -2,7 +2,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::idp::{IdpConfigRecord, IdpStorage, SamlConfigRecord};
+use super::idp::{IdentityLink, IdpConfigRecord, IdpStorage, SamlConfigRecord};
 use super::sqlite::{append_audit_tx, bad};
 use super::{AuditEvent, SqliteStorage, StorageError};
 
@@ -87,6 +87,74 @@ impl IdpStorage for SqliteStorage {
             )
             .optional()?
             .unwrap_or(false))
+    }
+
+    fn linked_user(
+        &self,
+        org_id: &str,
+        provider: &str,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<String>, StorageError> {
+        let conn = self.read();
+        Ok(conn
+            .query_row(
+                "SELECT user_id FROM identity_links WHERE org_id = ?1 AND provider = ?2 \
+                 AND issuer = ?3 AND subject = ?4",
+                params![org_id, provider, issuer, subject],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    fn has_link(
+        &self,
+        org_id: &str,
+        provider: &str,
+        issuer: &str,
+        user_id: &str,
+    ) -> Result<bool, StorageError> {
+        let conn = self.read();
+        Ok(conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM identity_links WHERE org_id = ?1 AND provider = ?2 \
+             AND issuer = ?3 AND user_id = ?4)",
+            params![org_id, provider, issuer, user_id],
+            |row| row.get(0),
+        )?)
+    }
+
+    fn link_identity(&self, link: &IdentityLink) -> Result<(), StorageError> {
+        self.write(|tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT user_id FROM identity_links WHERE org_id = ?1 AND provider = ?2 \
+                     AND issuer = ?3 AND subject = ?4",
+                    params![link.org_id, link.provider, link.issuer, link.subject],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            match existing {
+                Some(user_id) if user_id == link.user_id => Ok(()),
+                Some(_) => Err(StorageError::Conflict(
+                    "the subject is linked to another person",
+                )),
+                None => {
+                    tx.execute(
+                        "INSERT INTO identity_links (org_id, provider, issuer, subject, user_id, \
+                         created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            link.org_id,
+                            link.provider,
+                            link.issuer,
+                            link.subject,
+                            link.user_id,
+                            link.created_at
+                        ],
+                    )?;
+                    Ok(())
+                }
+            }
+        })
     }
 
     fn saml_config(&self, org_id: &str) -> Result<Option<SamlConfigRecord>, StorageError> {

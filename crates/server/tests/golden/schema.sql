@@ -4,6 +4,7 @@ CREATE INDEX audit_log_time ON audit_log(org_id, at);
 CREATE INDEX device_status_org ON device_status(org_id);
 CREATE INDEX device_tokens_family ON device_tokens(family);
 CREATE INDEX devices_org_group ON devices(org_id, device_group);
+CREATE INDEX identity_links_user ON identity_links(org_id, provider, issuer, user_id);
 CREATE INDEX invitations_org ON invitations(org_id);
 CREATE INDEX members_org ON members(org_id);
 CREATE UNIQUE INDEX members_org_user ON members(org_id, user_id)
@@ -100,6 +101,15 @@ CREATE TABLE devices (
     sealed_kwk BLOB NOT NULL,
     enrolled_at INTEGER NOT NULL,
     revoked_at INTEGER
+);
+CREATE TABLE identity_links (
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    provider TEXT NOT NULL CHECK (provider IN ('oidc', 'saml')),
+    issuer TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org_id, provider, issuer, subject)
 );
 CREATE TABLE idp_configs (
     org_id TEXT PRIMARY KEY REFERENCES orgs(id),

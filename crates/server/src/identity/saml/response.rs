@@ -20,6 +20,7 @@ pub const PROTOCOL_NS: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 const EMAIL_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+const PERSISTENT_FORMAT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
 
 /// Largest decoded response accepted, bytes.
 pub const MAX_RESPONSE_BYTES: usize = 48 * 1024;
@@ -60,6 +61,8 @@ pub struct SamlIdentity {
     pub assertion_id: String,
     /// The `NameID`.
     pub name_id: String,
+    /// The `NameID` when its format is persistent: a stable subject to link the person to.
+    pub persistent_name_id: Option<String>,
     /// The email, from an email attribute or an email-format `NameID`, lowercased.
     pub email: Option<String>,
     /// A display name, when the IdP sent one.
@@ -235,6 +238,8 @@ fn read_signed_assertion(
     Ok(SamlIdentity {
         assertion_id: assertion_id.to_owned(),
         name_id: name.to_owned(),
+        persistent_name_id: (name_id.attribute("Format") == Some(PERSISTENT_FORMAT))
+            .then(|| name.to_owned()),
         email,
         display_name: attribute_value(assertion, NAME_ATTRIBUTES).map(str::to_owned),
         valid_until,
