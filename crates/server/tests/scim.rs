@@ -418,6 +418,79 @@ async fn groups_map_to_roles_and_the_last_owner_stays() {
     assert!(audit.iter().any(|e| e.action == "scim.group.create"));
 }
 
+/// Roles set by hand stay while the org maps no group to a role; once it does, the directory
+/// decides the roles of the members it provisioned, and a change by hand is refused.
+#[tokio::test]
+async fn hand_set_roles_stay_until_the_directory_assigns_roles() {
+    let t = TestServer::start().await;
+    let (_, token) = scim_token(&t, &t.owner_key).await;
+    let ada = create_user(&t, &token, "ada").await;
+    let ada_id = ada["id"].as_str().unwrap();
+    let member_id = member_named(&t, &t.owner_key, "Ada ada").await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let set_role = |role: &'static str| {
+        let path = format!("/v1/members/{member_id}/role");
+        let key = t.owner_key.clone();
+        let t = &t;
+        async move {
+            t.call(Method::PUT, &path, &key, Some(json!({"role": role})))
+                .await
+        }
+    };
+    let (status, body) = set_role("admin").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, group) = scim(
+        &t,
+        Method::POST,
+        "/Groups",
+        &token,
+        Some(json!({
+            "schemas": [GROUP], "displayName": "staff", "members": [{"value": ada_id}]
+        })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{group}");
+    let group_id = group["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        member_named(&t, &t.owner_key, "Ada ada").await.unwrap()["role"],
+        "admin",
+        "an unmapped group leaves the role set by hand"
+    );
+
+    let (status, _) = t
+        .call(
+            Method::PUT,
+            &format!("/v1/scim-groups/{group_id}/role"),
+            &t.owner_key,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = set_role("member").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("directory"));
+
+    let (status, _) = t
+        .call(
+            Method::PUT,
+            &format!("/v1/scim-groups/{group_id}/role"),
+            &t.owner_key,
+            Some(json!({"role": null})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        member_named(&t, &t.owner_key, "Ada ada").await.unwrap()["role"],
+        "member",
+        "removing the mapping takes back the role it gave"
+    );
+    let (status, body) = set_role("admin").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 #[tokio::test]
 async fn pagination_filters_and_bodies() {
     let t = TestServer::start().await;

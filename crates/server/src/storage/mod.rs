@@ -244,7 +244,9 @@ pub trait Storage:
     fn member(&self, org_id: &str, member_id: &str) -> Result<Option<MemberRecord>, StorageError>;
     /// Adds a member.
     fn insert_member(&self, member: &MemberRecord, audit: &AuditEvent) -> Result<(), StorageError>;
-    /// Changes a member's role. Fails with `Conflict` if it would leave the org without an Owner.
+    /// Changes a member's role. Fails with `Conflict` if it would leave the org without an Owner,
+    /// or when the member was provisioned by SCIM and the org maps groups to roles (the directory
+    /// decides then).
     fn set_member_role(
         &self,
         org_id: &str,

@@ -424,6 +424,16 @@ impl Storage for SqliteStorage {
         audit: &AuditEvent,
     ) -> Result<(), StorageError> {
         self.write(|tx| {
+            let provisioned: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM scim_users WHERE org_id = ?1 AND member_id = ?2)",
+                [org_id, member_id],
+                |row| row.get(0),
+            )?;
+            if provisioned && super::sqlite_scim::directory_assigns_roles_tx(tx, org_id)? {
+                return Err(StorageError::Conflict(
+                    "this member's role comes from the directory's groups (SCIM); change it there",
+                ));
+            }
             let changed = tx.execute(
                 "UPDATE members SET role = ?3 WHERE org_id = ?1 AND id = ?2 AND removed_at IS NULL",
                 params![org_id, member_id, role.as_str()],

@@ -160,15 +160,34 @@ fn deprovision_tx(
     Ok(())
 }
 
+/// Whether the org maps at least one SCIM group to a role: then the directory decides the roles
+/// of the members it provisioned.
+pub(super) fn directory_assigns_roles_tx(
+    tx: &Transaction<'_>,
+    org_id: &str,
+) -> Result<bool, StorageError> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM scim_groups WHERE org_id = ?1 AND role IS NOT NULL)",
+        [org_id],
+        |row| row.get(0),
+    )?)
+}
+
 /// Gives each active SCIM user in `ids` the highest role of its groups (Member without one),
-/// auditing each change; refuses a result without an Owner.
+/// auditing each change; refuses a result without an Owner. Does nothing while the org maps no
+/// group to a role (roles set by hand stay), unless `mapping_changed` (a mapping was just
+/// removed: its members fall back to what their groups give).
 fn apply_group_roles_tx(
     tx: &Transaction<'_>,
     key: &AuditKey,
     org_id: &str,
     ids: &[String],
     base: &AuditEvent,
+    mapping_changed: bool,
 ) -> Result<(), StorageError> {
+    if !mapping_changed && !directory_assigns_roles_tx(tx, org_id)? {
+        return Ok(());
+    }
     for id in ids {
         let Some(user) = scim_user_tx(tx, org_id, id)? else {
             continue;
@@ -561,6 +580,7 @@ impl ScimStorage for SqliteStorage {
                     &next.org_id,
                     std::slice::from_ref(&next.id),
                     audit,
+                    false,
                 )?;
             }
             Ok(Some(next))
@@ -669,7 +689,7 @@ impl ScimStorage for SqliteStorage {
                 .collect();
             touched.sort();
             touched.dedup();
-            apply_group_roles_tx(tx, &self.audit_key, &group.org_id, &touched, audit)?;
+            apply_group_roles_tx(tx, &self.audit_key, &group.org_id, &touched, audit, false)?;
             Ok(true)
         })
     }
@@ -691,7 +711,15 @@ impl ScimStorage for SqliteStorage {
                 [org_id, id],
             )?;
             append_audit_tx(tx, &self.audit_key, audit)?;
-            apply_group_roles_tx(tx, &self.audit_key, org_id, &previous.members, audit)?;
+            let mapped = previous.role.is_some();
+            apply_group_roles_tx(
+                tx,
+                &self.audit_key,
+                org_id,
+                &previous.members,
+                audit,
+                mapped,
+            )?;
             Ok(true)
         })
     }
@@ -713,7 +741,7 @@ impl ScimStorage for SqliteStorage {
             }
             append_audit_tx(tx, &self.audit_key, audit)?;
             let members = group_members_tx(tx, id)?;
-            apply_group_roles_tx(tx, &self.audit_key, org_id, &members, audit)?;
+            apply_group_roles_tx(tx, &self.audit_key, org_id, &members, audit, true)?;
             Ok(true)
         })
     }
