@@ -11,7 +11,7 @@ use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use common::{TestServer, now};
+use common::{TestServer, location, now};
 use edgekeep_protocol::ErrorCode;
 use edgekeep_protocol::people::SessionCreated;
 use reqwest::{Method, StatusCode};
@@ -150,15 +150,7 @@ impl Setup {
     /// A browser: trusts both servers, keeps cookies, follows no redirect by itself.
     fn browser(&self) -> reqwest::Client {
         let idp_ca = std::fs::read(&self.idp.ca_path).unwrap();
-        let server_ca = self.ts.server.ca_cert_pem().unwrap().as_bytes().to_vec();
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(reqwest::Certificate::from_pem(&idp_ca).unwrap())
-            .add_root_certificate(reqwest::Certificate::from_pem(&server_ca).unwrap())
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        self.ts.browser(&[&idp_ca])
     }
 
     /// Configures `org`'s provider with `client_id` through `key`.
@@ -246,23 +238,6 @@ impl Setup {
     }
 }
 
-fn location(response: &reqwest::Response) -> &str {
-    response
-        .headers()
-        .get("location")
-        .expect("a Location header")
-        .to_str()
-        .unwrap()
-}
-
-async fn expect_error(response: reqwest::Response, code: ErrorCode) -> String {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], code.as_str(), "{status} {body}");
-    assert_eq!(status.as_u16(), code.http_status());
-    body["message"].as_str().unwrap().to_owned()
-}
-
 const MAIN: Client = Client {
     id: "edgekeep",
     tamper: None,
@@ -345,7 +320,7 @@ async fn an_invited_verified_email_signs_in_and_becomes_a_member() {
         .send()
         .await
         .unwrap();
-    expect_error(response, ErrorCode::Forbidden).await;
+    common::assert_error(response, ErrorCode::Forbidden).await;
 }
 
 #[tokio::test]
@@ -368,7 +343,7 @@ async fn an_existing_member_signs_in_again_and_owner_actions_need_a_step_up() {
 
     // Bob is linked to his subject: another account at the provider with his email is refused.
     let (_, other_account) = s.login(&s.ts.org_id, "bob2").await;
-    expect_error(other_account, ErrorCode::IdpLoginRejected).await;
+    common::assert_error(other_account, ErrorCode::IdpLoginRejected).await;
     let rejected = s.audit(&key, "login.oidc.rejected").await;
     assert_eq!(rejected.len(), 1);
     assert_eq!(
@@ -384,7 +359,7 @@ async fn an_existing_member_signs_in_again_and_owner_actions_need_a_step_up() {
         .send()
         .await
         .unwrap();
-    expect_error(response, ErrorCode::StepUpRequired).await;
+    common::assert_error(response, ErrorCode::StepUpRequired).await;
 }
 
 #[tokio::test]
@@ -421,7 +396,7 @@ async fn wrong_replayed_expired_and_unbound_states_are_refused() {
         .send()
         .await
         .unwrap();
-    expect_error(response, ErrorCode::CeremonyInvalid).await;
+    common::assert_error(response, ErrorCode::CeremonyInvalid).await;
 
     // Malformed: no state at all.
     let response = attacker
@@ -429,12 +404,12 @@ async fn wrong_replayed_expired_and_unbound_states_are_refused() {
         .send()
         .await
         .unwrap();
-    expect_error(response, ErrorCode::BadRequest).await;
+    common::assert_error(response, ErrorCode::BadRequest).await;
 
     // The genuine callback from another browser (login CSRF): not bound to it.
     let other = s.browser();
     let response = other.get(&callback).send().await.unwrap();
-    expect_error(response, ErrorCode::CeremonyInvalid).await;
+    common::assert_error(response, ErrorCode::CeremonyInvalid).await;
 
     // The genuine one works once; replayed (even with the binding cookie) it is refused.
     let response = browser.get(&callback).send().await.unwrap();
@@ -452,14 +427,14 @@ async fn wrong_replayed_expired_and_unbound_states_are_refused() {
         .send()
         .await
         .unwrap();
-    expect_error(response, ErrorCode::CeremonyInvalid).await;
+    common::assert_error(response, ErrorCode::CeremonyInvalid).await;
 
     // An attempt that outlived the ceremony timeout.
     let browser = s.browser();
     let callback = s.authorize(&browser, &s.ts.org_id, "alice", |_| {}).await;
     tokio::time::sleep(std::time::Duration::from_millis(4100)).await;
     let response = browser.get(&callback).send().await.unwrap();
-    expect_error(response, ErrorCode::CeremonyInvalid).await;
+    common::assert_error(response, ErrorCode::CeremonyInvalid).await;
 }
 
 #[tokio::test]
@@ -490,7 +465,7 @@ async fn a_nonce_other_than_the_attempts_is_refused() {
         })
         .await;
     let response = browser.get(&callback).send().await.unwrap();
-    let message = expect_error(response, ErrorCode::IdTokenInvalid).await;
+    let message = common::assert_error(response, ErrorCode::IdTokenInvalid).await;
     assert!(message.contains("nonce"), "{message}");
     assert_eq!(
         s.audit(&key, "login.oidc.rejected").await,
@@ -522,7 +497,7 @@ async fn tampered(tamper: &'static str, reason: &str) {
         .await;
     s.invite(&key, "alice@example.com", "member").await;
     let (browser, response) = s.login(&s.ts.org_id, "alice").await;
-    expect_error(response, ErrorCode::IdTokenInvalid).await;
+    common::assert_error(response, ErrorCode::IdTokenInvalid).await;
     assert_eq!(
         s.audit(&key, "login.oidc.rejected").await,
         [("idp".to_owned(), format!("id_token_invalid:{reason}"))]
@@ -571,14 +546,14 @@ async fn unverified_and_foreign_domain_emails_and_strangers_are_refused() {
     s.invite(&key, "dave@elsewhere.test", "member").await;
 
     let (_, response) = s.login(&s.ts.org_id, "carol").await;
-    let message = expect_error(response, ErrorCode::IdpEmailRejected).await;
+    let message = common::assert_error(response, ErrorCode::IdpEmailRejected).await;
     assert!(message.contains("verified"), "{message}");
     let (_, response) = s.login(&s.ts.org_id, "dave").await;
-    let message = expect_error(response, ErrorCode::IdpEmailRejected).await;
+    let message = common::assert_error(response, ErrorCode::IdpEmailRejected).await;
     assert!(message.contains("domain"), "{message}");
     // Verified, allowed domain, but neither a member nor invited.
     let (_, response) = s.login(&s.ts.org_id, "bob").await;
-    expect_error(response, ErrorCode::IdpLoginRejected).await;
+    common::assert_error(response, ErrorCode::IdpLoginRejected).await;
     let outcomes: Vec<String> = s
         .audit(&key, "login.oidc.rejected")
         .await
@@ -620,7 +595,7 @@ async fn a_deactivated_person_is_refused() {
     )
     .unwrap();
     let (_, response) = s.login(&s.ts.org_id, "alice").await;
-    expect_error(response, ErrorCode::IdpLoginRejected).await;
+    common::assert_error(response, ErrorCode::IdpLoginRejected).await;
     assert_eq!(
         s.audit(&key, "login.oidc.rejected").await,
         [(
@@ -654,7 +629,7 @@ async fn org_b_identity_provider_cannot_sign_anyone_into_org_a() {
     assert_eq!(status, StatusCode::OK, "{value}");
     // Alice (a member of A only) through B's provider: refused, and no session anywhere.
     let (browser, response) = s.login(&org_b.org_id, "alice").await;
-    expect_error(response, ErrorCode::IdpLoginRejected).await;
+    common::assert_error(response, ErrorCode::IdpLoginRejected).await;
     let (status, _) = get_with(&browser, &s.ts, "/v1/me").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -664,7 +639,7 @@ async fn org_b_identity_provider_cannot_sign_anyone_into_org_a() {
     // Even invited into B by B's Owner, an existing person is not linked by B's provider.
     s.invite(&key_b, "alice@example.com", "member").await;
     let (_, response) = s.login(&org_b.org_id, "alice").await;
-    expect_error(response, ErrorCode::IdpLoginRejected).await;
+    common::assert_error(response, ErrorCode::IdpLoginRejected).await;
     assert!(s.audit(&key_a, "login.oidc.rejected").await.is_empty());
 }
 
@@ -755,5 +730,5 @@ async fn configuration_is_owner_only_validated_audited_and_the_secret_sealed() {
         .send()
         .await
         .unwrap();
-    expect_error(response, ErrorCode::IdpNotConfigured).await;
+    common::assert_error(response, ErrorCode::IdpNotConfigured).await;
 }

@@ -201,16 +201,8 @@ impl Setup {
         assert_eq!(status, StatusCode::CREATED, "{value}");
     }
 
-    /// A browser: trusts the server, keeps cookies, follows no redirect by itself.
     fn browser(&self) -> reqwest::Client {
-        let ca = self.ts.server.ca_cert_pem().unwrap();
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        self.ts.browser(&[])
     }
 
     /// Starts a sign-in to `org_id` in `browser`; returns the `SAMLRequest` sent to the IdP.
@@ -221,7 +213,7 @@ impl Setup {
             .await
             .unwrap();
         assert_eq!(start.status(), StatusCode::FOUND);
-        let location = start.headers()["location"].to_str().unwrap();
+        let location = common::location(&start);
         let url = reqwest::Url::parse(location).unwrap();
         assert!(location.starts_with(IDP_SSO), "{location}");
         url.query_pairs()

@@ -9,15 +9,11 @@ use edgekeep_protocol::api::{
 };
 use edgekeep_protocol::token::{MintedToken, TokenKind};
 
+use super::rotation;
 use super::{ApiJson, ApiPath, AppState};
 use crate::auth::ApiCaller;
 use crate::error::ApiError;
 use crate::storage::{ApiKeyRecord, Storage, StorageError};
-
-/// Default overlap window of a rotation, seconds.
-pub const DEFAULT_OVERLAP_SECS: u32 = 300;
-/// Longest overlap window of a rotation, seconds.
-pub const MAX_OVERLAP_SECS: u32 = 86_400;
 
 /// Converts a stored key to its public metadata.
 pub fn key_info(key: ApiKeyRecord) -> ApiKeyInfo {
@@ -203,26 +199,9 @@ pub async fn rotate_key(
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<CreatedApiKey>), ApiError> {
     caller.require(Permission::KeysWrite)?;
-    let request: RotateApiKeyRequest = if body.is_empty() {
-        RotateApiKeyRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError::bad_request("request body is not valid JSON for this endpoint")
-        })?
-    };
-    let overlap = request.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECS);
-    if overlap > MAX_OVERLAP_SECS {
-        return Err(ApiError::bad_request(
-            "overlap_seconds must be at most 86400",
-        ));
-    }
+    let overlap = rotation::overlap(&body, |r: RotateApiKeyRequest| r.overlap_seconds)?;
     let (old, holder) = manageable_key(&state, &caller, key_id).await?;
-    if old.revoked_at.is_some() || old.replaced_by.is_some() {
-        return Err(ApiError::new(
-            edgekeep_protocol::ErrorCode::Conflict,
-            "key was revoked or already rotated",
-        ));
-    }
+    rotation::ensure_rotatable(old.revoked_at, old.replaced_by.as_deref())?;
     let live_scopes = old
         .scopes
         .iter()
@@ -248,7 +227,7 @@ pub async fn rotate_key(
     );
     let stored = record.clone();
     let org_id = caller.org_id.clone();
-    let old_expires = now + i64::from(overlap);
+    let old_expires = now + overlap;
     state
         .blocking(move |s| s.rotate_api_key(&org_id, &old.id, old_expires, &stored, &event))
         .await?;

@@ -24,6 +24,7 @@ pub mod oidc;
 pub mod people;
 pub mod registry;
 pub mod rollouts;
+pub mod rotation;
 #[cfg(feature = "saml")]
 pub mod saml;
 pub mod sso;

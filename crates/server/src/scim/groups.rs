@@ -136,22 +136,9 @@ pub async fn list(
         s.scim_groups(&org_id, &lookup, offset, limit)
     })
     .await?;
-    let items = page
-        .items
-        .iter()
-        .map(|g| {
-            resources::project(
-                group_json(g, &caller.base),
-                query.attributes.as_deref(),
-                query.excluded.as_deref(),
-            )
-        })
-        .collect();
-    Ok(ScimResponse::ok(resources::list(
-        page.total,
-        query.start_index,
-        items,
-    )))
+    Ok(ScimResponse::ok(
+        query.answer(&page, |g| group_json(g, &caller.base)),
+    ))
 }
 
 /// `PUT /Groups/{id}`.

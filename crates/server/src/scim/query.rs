@@ -25,6 +25,28 @@ pub struct ListQuery {
     pub excluded: Option<String>,
 }
 
+impl ListQuery {
+    /// The `ListResponse` of one page: each item as JSON, projected as asked.
+    pub fn answer<T>(
+        &self,
+        page: &crate::storage::ScimPage<T>,
+        to_json: impl Fn(&T) -> serde_json::Value,
+    ) -> serde_json::Value {
+        let items = page
+            .items
+            .iter()
+            .map(|item| {
+                super::resources::project(
+                    to_json(item),
+                    self.attributes.as_deref(),
+                    self.excluded.as_deref(),
+                )
+            })
+            .collect();
+        super::resources::list(page.total, self.start_index, items)
+    }
+}
+
 /// Projection parameters of a single-resource answer.
 pub fn projection(params: &[(String, String)]) -> (Option<String>, Option<String>) {
     (

@@ -6,7 +6,6 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use edgekeep_protocol::ErrorCode;
 use edgekeep_protocol::api::{Permission, Role, valid_name};
 use edgekeep_protocol::scim::{
     CreateScimTokenRequest, CreatedScimToken, RotateScimTokenRequest, ScimGroupInfo, ScimTokenInfo,
@@ -14,7 +13,7 @@ use edgekeep_protocol::scim::{
 };
 use edgekeep_protocol::token::{MintedToken, TokenKind};
 
-use crate::api::keys::{DEFAULT_OVERLAP_SECS, MAX_OVERLAP_SECS};
+use crate::api::rotation;
 use crate::api::{ApiJson, ApiPath, AppState};
 use crate::auth::ApiCaller;
 use crate::error::ApiError;
@@ -121,30 +120,13 @@ pub async fn rotate_token(
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<CreatedScimToken>), ApiError> {
     require_owner_level(&state, &caller)?;
-    let request: RotateScimTokenRequest = if body.is_empty() {
-        RotateScimTokenRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError::bad_request("request body is not valid JSON for this endpoint")
-        })?
-    };
-    let overlap = request.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECS);
-    if overlap > MAX_OVERLAP_SECS {
-        return Err(ApiError::bad_request(
-            "overlap_seconds must be at most 86400",
-        ));
-    }
+    let overlap = rotation::overlap(&body, |r: RotateScimTokenRequest| r.overlap_seconds)?;
     let org_id = caller.org_id.clone();
     let old = state
         .blocking(move |s| s.scim_token(&org_id, &token_id))
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if old.revoked_at.is_some() || old.replaced_by.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            "token was revoked or already rotated",
-        ));
-    }
+    rotation::ensure_rotatable(old.revoked_at, old.replaced_by.as_deref())?;
     let now = crate::now();
     let (record, secret) = mint(&state, &caller.org_id, &old.name, now)?;
     let event = caller.event(
@@ -154,7 +136,7 @@ pub async fn rotate_token(
     );
     let stored = record.clone();
     let org_id = caller.org_id.clone();
-    let old_expires = now + i64::from(overlap);
+    let old_expires = now + overlap;
     state
         .blocking(move |s| s.rotate_scim_token(&org_id, &old.id, old_expires, &stored, &event))
         .await?;

@@ -161,22 +161,9 @@ pub async fn list(
         s.scim_users(&org_id, &lookup, offset, limit)
     })
     .await?;
-    let items = page
-        .items
-        .iter()
-        .map(|u| {
-            resources::project(
-                user_json(u, &caller.base),
-                query.attributes.as_deref(),
-                query.excluded.as_deref(),
-            )
-        })
-        .collect();
-    Ok(ScimResponse::ok(resources::list(
-        page.total,
-        query.start_index,
-        items,
-    )))
+    Ok(ScimResponse::ok(
+        query.answer(&page, |u| user_json(u, &caller.base)),
+    ))
 }
 
 /// `PUT /Users/{id}`: replaces the attributes kept; `active: false` deprovisions.

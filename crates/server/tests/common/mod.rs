@@ -217,8 +217,8 @@ pub struct Device {
     pub kwk: WrappingKey,
 }
 
-/// Asserts a response is the given error code with its status.
-pub async fn assert_error(response: reqwest::Response, code: ErrorCode) {
+/// Asserts a response is the given error code with its status; returns its message.
+pub async fn assert_error(response: reqwest::Response, code: ErrorCode) -> String {
     let status = response.status();
     let body: ErrorBody = response.json().await.unwrap();
     assert_eq!(
@@ -227,6 +227,34 @@ pub async fn assert_error(response: reqwest::Response, code: ErrorCode) {
         body.code, body.message
     );
     assert_eq!(status.as_u16(), code.http_status());
+    body.message
+}
+
+/// The `Location` header of a redirect.
+pub fn location(response: &reqwest::Response) -> &str {
+    response
+        .headers()
+        .get("location")
+        .expect("a Location header")
+        .to_str()
+        .unwrap()
+}
+
+impl TestServer {
+    /// A browser: trusts the server (and the PEM roots in `extra_roots`), keeps cookies,
+    /// follows no redirect by itself.
+    pub fn browser(&self, extra_roots: &[&[u8]]) -> reqwest::Client {
+        let ca = self.server.ca_cert_pem().unwrap();
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none());
+        for root in extra_roots {
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(root).unwrap());
+        }
+        builder.build().unwrap()
+    }
 }
 
 // ---- model registry, rollouts, delivery and telemetry helpers (issue 5) ----
