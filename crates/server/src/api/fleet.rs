@@ -58,7 +58,13 @@ pub async fn health(
     caller: ApiCaller,
 ) -> Result<Json<FleetHealth>, ApiError> {
     caller.require(Permission::FleetRead)?;
-    let org_id = caller.org_id.clone();
+    Ok(Json(fleet_health(&state, &caller.org_id).await?))
+}
+
+/// The org's fleet health now, as `GET /v1/fleet/health` answers it (the dashboard shows the
+/// same).
+pub async fn fleet_health(state: &AppState, org_id: &str) -> Result<FleetHealth, ApiError> {
+    let org_id = org_id.to_owned();
     let now = crate::now();
     let config = state.config();
     let window = config.online_window_secs;
@@ -113,7 +119,7 @@ pub async fn health(
             .quality
             .push(summary);
     }
-    Ok(Json(FleetHealth {
+    Ok(FleetHealth {
         generated_at: now,
         online_window_secs: window,
         retention_secs: retention,
@@ -127,7 +133,7 @@ pub async fn health(
             .collect(),
         model_versions: versions.into_values().collect(),
         rollouts,
-    }))
+    })
 }
 
 fn empty_health(model: &str, version: u64) -> ModelVersionHealth {

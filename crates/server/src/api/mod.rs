@@ -383,6 +383,7 @@ pub fn router(state: AppState) -> Router {
         )
         .nest(crate::scim::SCIM_PREFIX, crate::scim::router())
         .merge(identity_provider_routes())
+        .merge(crate::dashboard::routes())
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(

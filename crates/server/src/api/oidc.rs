@@ -221,6 +221,7 @@ pub async fn callback(
     sso::finished(
         finish(&state, &parts, query).await,
         oidc::clear_binding_cookie(),
+        &parts,
     )
 }
 

@@ -285,6 +285,7 @@ pub async fn acs(
     sso::finished(
         finish(&state, &parts, &org_id, &body).await,
         saml::clear_binding_cookie(),
+        &parts,
     )
 }
 

@@ -140,9 +140,24 @@ pub fn to_provider(location: &str, binding_cookie: &str) -> Result<Response, Api
 }
 
 /// The answer of a sign-in finish, whatever its outcome: the binding cookie cleared, never
-/// cached.
-pub fn finished(outcome: Result<Response, ApiError>, clear_binding: &'static str) -> Response {
-    let mut response = outcome.unwrap_or_else(IntoResponse::into_response);
+/// cached. A browser (`Accept: text/html`) gets a page instead of JSON: on success one that
+/// moves on to the dashboard, else the reason in words.
+pub fn finished(
+    outcome: Result<Response, ApiError>,
+    clear_binding: &'static str,
+    parts: &Parts,
+) -> Response {
+    let browser = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    let mut response = match outcome {
+        Ok(response) if browser => crate::dashboard::pages::login::signed_in(response),
+        Ok(response) => response,
+        Err(error) if browser => crate::dashboard::pages::error_page(&error),
+        Err(error) => error.into_response(),
+    };
     let headers = response.headers_mut();
     headers.append(header::SET_COOKIE, HeaderValue::from_static(clear_binding));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -40,6 +40,7 @@ struct Inner {
     passkeys: Option<PasskeyService>,
     idp_http: crate::identity::oidc::IdpHttp,
     discovery: crate::identity::oidc::DiscoveryCache,
+    started: std::time::Instant,
 }
 
 /// The rate limiters of the server.
@@ -110,6 +111,7 @@ impl AppState {
                 passkeys,
                 idp_http,
                 discovery: crate::identity::oidc::DiscoveryCache::default(),
+                started: std::time::Instant::now(),
                 storage,
                 desired_state_key,
                 artifacts,
@@ -194,6 +196,11 @@ impl AppState {
     /// The rate limiters.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// How long this server has been running.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.inner.started.elapsed()
     }
 
     /// The discovery documents of OpenID Providers, cached for sign-in starts.

@@ -247,6 +247,11 @@ pub trait FleetStorage {
     fn device_statuses(&self, org_id: &str) -> Result<Vec<DeviceStatusRecord>, StorageError>;
     /// Latency and quality aggregated since `since`.
     fn telemetry_window(&self, org_id: &str, since: i64) -> Result<TelemetryWindow, StorageError>;
+    /// When the last telemetry batch of any org was accepted (for the public status page: a
+    /// time, nothing about whose).
+    fn last_ingest_at(&self) -> Result<Option<i64>, StorageError>;
+    /// A round trip to the database.
+    fn ping(&self) -> Result<(), StorageError>;
     /// Deletes telemetry older than `before`; returns the rows deleted.
     fn purge_telemetry(&self, before: i64) -> Result<u64, StorageError>;
 }

@@ -599,6 +599,21 @@ impl FleetStorage for SqliteStorage {
         Ok(rows)
     }
 
+    fn last_ingest_at(&self) -> Result<Option<i64>, StorageError> {
+        let conn = self.read();
+        Ok(conn.query_row(
+            "SELECT MAX(received_at) FROM telemetry_batches",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    fn ping(&self) -> Result<(), StorageError> {
+        let conn = self.read();
+        conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?;
+        Ok(())
+    }
+
     fn telemetry_window(&self, org_id: &str, since: i64) -> Result<TelemetryWindow, StorageError> {
         type DeviceKey = (String, u64, String);
         let conn = self.read();

@@ -1,0 +1,115 @@
+// edgekeep dashboard: WebAuthn ceremonies and writes through the JSON API. No inline script;
+// served from /assets under a strict CSP. Every write sends the session's CSRF token.
+
+const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content ?? '';
+
+function alertBox() {
+  return document.querySelector('[role="alert"]');
+}
+
+function show(message) {
+  const box = alertBox();
+  if (box) {
+    box.textContent = message;
+    box.hidden = false;
+  }
+}
+
+async function call(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET') headers['x-csrf-token'] = csrf();
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+  });
+  const text = await response.text();
+  const value = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    throw new Error(value?.message ?? `the server answered ${response.status}`);
+  }
+  return value;
+}
+
+function supportsPasskeys() {
+  return typeof PublicKeyCredential !== 'undefined' &&
+    typeof PublicKeyCredential.parseRequestOptionsFromJSON === 'function';
+}
+
+async function signInWithPasskey() {
+  if (!supportsPasskeys()) throw new Error('this browser cannot use passkeys');
+  const started = await call('POST', '/v1/auth/passkey/begin', {});
+  const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(started.options.publicKey);
+  const credential = await navigator.credentials.get({ publicKey, mediation: 'optional' });
+  await call('POST', '/v1/auth/passkey/finish', {
+    ceremony: started.ceremony,
+    response: credential.toJSON(),
+  });
+  window.location.assign('/fleet');
+}
+
+async function acceptInvitation(form) {
+  if (!supportsPasskeys()) throw new Error('this browser cannot use passkeys');
+  const token = decodeURIComponent(window.location.hash.slice(1));
+  if (!token) throw new Error('the invitation link is incomplete: open the whole link you were sent');
+  const data = new FormData(form);
+  const started = await call('POST', '/v1/auth/invitations/begin', {
+    token,
+    display_name: data.get('display_name'),
+  });
+  const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(started.options.publicKey);
+  const credential = await navigator.credentials.create({ publicKey });
+  const name = data.get('name');
+  await call('POST', '/v1/auth/invitations/finish', {
+    ceremony: started.ceremony,
+    response: credential.toJSON(),
+    ...(name ? { name } : {}),
+  });
+  history.replaceState(null, '', '/invite');
+  window.location.assign('/fleet');
+}
+
+function signInThroughProvider(form, provider) {
+  const orgId = new FormData(form).get('org_id');
+  window.location.assign(`/v1/auth/${provider}/${encodeURIComponent(orgId)}/start`);
+}
+
+async function signOut() {
+  await call('POST', '/v1/auth/logout');
+  window.location.assign('/login');
+}
+
+function guarded(work) {
+  return async (event) => {
+    event.preventDefault();
+    const control = event.submitter ?? event.currentTarget;
+    if (control) control.disabled = true;
+    try {
+      await work(event);
+    } catch (error) {
+      show(error.message || String(error));
+    } finally {
+      if (control) control.disabled = false;
+    }
+  };
+}
+
+function bind() {
+  for (const button of document.querySelectorAll('[data-action="passkey-sign-in"]')) {
+    button.addEventListener('click', guarded(signInWithPasskey));
+  }
+  for (const button of document.querySelectorAll('[data-action="logout"]')) {
+    button.addEventListener('click', guarded(signOut));
+  }
+  for (const form of document.querySelectorAll('form[data-action="accept-invitation"]')) {
+    form.addEventListener('submit', guarded(() => acceptInvitation(form)));
+  }
+  for (const form of document.querySelectorAll('form[data-action="idp-sign-in"]')) {
+    form.addEventListener('submit', guarded((event) =>
+      signInThroughProvider(form, event.submitter?.value === 'saml' ? 'saml' : 'oidc')));
+  }
+}
+
+bind();

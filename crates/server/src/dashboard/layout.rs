@@ -1,0 +1,82 @@
+//! The page shell: head (style sheet and script from `/assets`, nothing inline), the signed-in
+//! header with the org, the role and sign-out, navigation, and the main landmark.
+
+use maud::{DOCTYPE, Markup, html};
+
+use super::assets;
+use super::viewer::Viewer;
+
+/// The pages in the navigation, with their paths.
+const PAGES: &[(&str, &str)] = &[("Fleet", "/fleet")];
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · edgekeep" }
+            link rel="stylesheet" href=(assets::url("app.css"));
+            script type="module" src=(assets::url("app.js")) {}
+        }
+    }
+}
+
+/// A page for a signed-in viewer; `current` is the navigation entry's path.
+pub fn page(viewer: &Viewer, title: &str, current: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                meta name="csrf-token" content=(viewer.csrf_token);
+                header class="top" {
+                    a class="brand" href="/fleet" { "edgekeep" }
+                    nav aria-label="Pages" {
+                        ul {
+                            @for (name, path) in PAGES {
+                                li {
+                                    @if *path == current {
+                                        a href=(path) aria-current="page" { (name) }
+                                    } @else {
+                                        a href=(path) { (name) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    div class="who" {
+                        span class="org" { (viewer.org_name) }
+                        " · "
+                        span class="role" { (viewer.role.as_str()) }
+                        button type="button" data-action="logout" { "Sign out" }
+                    }
+                }
+                main id="main" {
+                    h1 { (title) }
+                    p class="alert" role="alert" hidden {}
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// A page for someone not signed in (sign-in, invitation, status).
+pub fn public_page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                header class="top" {
+                    a class="brand" href="/" { "edgekeep" }
+                }
+                main id="main" {
+                    h1 { (title) }
+                    p class="alert" role="alert" hidden {}
+                    (body)
+                }
+            }
+        }
+    }
+}

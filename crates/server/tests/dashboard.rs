@@ -1,0 +1,195 @@
+//! The dashboard over HTTP: pages need a session and show only the session's org, every answer
+//! carries the CSP, the public status page leaks nothing about tenants, and the fleet page shows
+//! the same figures as `GET /v1/fleet/health`. The browser tests (passkeys through Chromium's
+//! virtual authenticator, CSP violations, accessibility) are in `dashboard_browser.rs`.
+
+mod common;
+
+use common::people::Person;
+use common::{TestServer, publisher_key};
+use edgekeep_protocol::api::Role;
+use edgekeep_protocol::people::SESSION_COOKIE;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn page(t: &TestServer, path: &str, person: Option<&Person>) -> reqwest::Response {
+    let client = t.browser(&[]);
+    let mut request = client.get(t.url(path)).header("accept", "text/html");
+    if let Some(person) = person {
+        request = request.header("cookie", format!("{SESSION_COOKIE}={}", person.secret));
+    }
+    request.send().await.unwrap()
+}
+
+fn assert_secured(response: &reqwest::Response) {
+    let headers = response.headers();
+    assert_eq!(
+        headers["content-security-policy"],
+        CSP,
+        "{}",
+        response.url()
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_carry_the_csp() {
+    let t = TestServer::start().await;
+    for path in ["/fleet", "/"] {
+        let response = page(&t, path, None).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(common::location(&response), "/login");
+    }
+    // An API key does not open a page.
+    let with_key = t
+        .browser(&[])
+        .get(t.url("/fleet"))
+        .bearer_auth(&t.owner_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_key.status(), StatusCode::SEE_OTHER);
+    // A forged or ended session neither.
+    let forged = Person {
+        secret: "eks_forged".to_owned(),
+        ..t.person(&t.owner_key, Role::Member, false).await
+    };
+    assert_eq!(
+        page(&t, "/fleet", Some(&forged)).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    for path in ["/login", "/invite", "/status"] {
+        let response = page(&t, path, None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert_secured(&response);
+        let html = response.text().await.unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains(" style="),
+            "{path}: {html}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_fleet_page_shows_the_sessions_org_only() {
+    let t = TestServer::start().await;
+    let owner = t.owner_key.clone();
+    let publisher = publisher_key();
+    t.register_publisher(&owner, &publisher).await;
+    t.publish(&owner, &publisher, "kws", 1, b"v1").await;
+    t.rollout(&owner, "kws", 1, None, 10_000).await;
+    let devices = t.enroll_many(3, None).await;
+    let batch = json!({"seq": 1, "recorded_at": common::now(), "events": [
+        {"type": "latency", "model": {"model": "kws", "version": 1},
+         "counts": [0, 4, 9, 2, 0, 0, 0, 0, 0, 0, 0, 0]},
+        {"type": "health", "battery_percent": 64, "charging": false, "network": "wifi",
+         "free_storage": "under10_gb", "thermal": "nominal", "completion": "completed"}]});
+    let sent = t
+        .device_post(
+            &devices[0],
+            "/v1/device/telemetry",
+            batch.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(sent.status(), StatusCode::OK);
+
+    let member = t.person(&owner, Role::Member, false).await;
+    let response = page(&t, "/fleet", Some(&member)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_secured(&response);
+    let html = response.text().await.unwrap();
+    let (_, health) = t.call(Method::GET, "/v1/fleet/health", &owner, None).await;
+    let enrolled = health["devices"]["enrolled"].as_u64().unwrap();
+    assert_eq!(enrolled, 3);
+    assert!(
+        html.contains("<span class=\"figure\">3</span> enrolled"),
+        "{html}"
+    );
+    assert!(html.contains("kws v1"));
+    assert!(
+        html.contains("<svg class=\"chart\""),
+        "the latency histogram is drawn"
+    );
+    assert!(
+        html.contains("≤ 5 ms"),
+        "p50 of the merged histogram: {html}"
+    );
+    assert!(
+        html.contains("wifi") && html.contains("50–79 %"),
+        "health buckets"
+    );
+    assert!(html.contains("name=\"csrf-token\""));
+    assert!(html.contains("Org A") && html.contains("member"));
+
+    // Org B's person sees org B only.
+    let org_b =
+        edgekeep_server::data_dir::create_org_in(t.server.storage().as_ref(), "Org B").unwrap();
+    let in_b = t.person(&org_b.owner_api_key, Role::Member, false).await;
+    let html = page(&t, "/fleet", Some(&in_b)).await.text().await.unwrap();
+    assert!(html.contains("Org B") && !html.contains("Org A"));
+    assert!(html.contains("No device is enrolled yet"), "{html}");
+    assert!(!html.contains("kws"));
+}
+
+#[tokio::test]
+async fn status_tells_nothing_about_tenants() {
+    let t = TestServer::start().await;
+    let response = t.client.get(t.url("/status.json")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_secured(&response);
+    let status: Value = response.json().await.unwrap();
+    let keys: Vec<&str> = status
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys.len(), 4, "{status}");
+    for key in ["version", "uptime_secs", "database", "last_ingest_at"] {
+        assert!(status.get(key).is_some(), "{key} in {status}");
+    }
+    assert_eq!(status["database"], "reachable");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    let text = status.to_string();
+    assert!(!text.contains(&t.org_id) && !text.contains("Org A"));
+}
+
+#[tokio::test]
+async fn assets_are_versioned_and_cached_for_good() {
+    let t = TestServer::start().await;
+    let html = page(&t, "/login", None).await.text().await.unwrap();
+    let script = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert!(
+        script.starts_with("/assets/app.") && script.ends_with(".js"),
+        "{script}"
+    );
+    let response = t.client.get(t.url(&script)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let stale = t
+        .client
+        .get(t.url("/assets/app.0000.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::NOT_FOUND);
+}
