@@ -86,6 +86,8 @@ async fn options_are_the_webauthn_json_the_browser_expects() {
     assert_eq!(pk["rp"]["name"], "edgekeep");
     assert_eq!(pk["user"]["id"], URL_SAFE_NO_PAD.encode(user.as_bytes()));
     assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
+    assert_eq!(pk["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(pk["authenticatorSelection"]["requireResidentKey"], true);
     assert_eq!(pk["attestation"], "none");
     assert!(
         pk["challenge"].as_str().unwrap().len() >= 43,

@@ -1,4 +1,4 @@
-//! The dashboard's script and style sheet, compiled into the binary (nothing fetched at run
+//! The dashboard's script, style sheet and icon, compiled into the binary (nothing fetched at run
 //! time). Their URLs carry a hash of their content, so they are cached for good and a new build
 //! is fetched at once.
 
@@ -24,6 +24,11 @@ const ASSETS: &[Asset] = &[
         name: "app.css",
         content_type: "text/css; charset=utf-8",
         body: include_str!("assets/app.css"),
+    },
+    Asset {
+        name: "icon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("assets/icon.svg"),
     },
 ];
 

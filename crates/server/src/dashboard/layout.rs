@@ -15,6 +15,7 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · edgekeep" }
+            link rel="icon" type="image/svg+xml" href=(assets::url("icon.svg"));
             link rel="stylesheet" href=(assets::url("app.css"));
             script type="module" src=(assets::url("app.js")) {}
         }

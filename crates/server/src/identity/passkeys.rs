@@ -177,6 +177,20 @@ pub struct AuthenticatedPasskey {
     pub updated_passkey_json: Option<String>,
 }
 
+/// Asks the authenticator for a discoverable credential (`residentKey: required`). webauthn-rs
+/// asks for `discouraged`, which platform authenticators ignore but security keys and
+/// Chromium's virtual authenticator honour, making a passkey the username-less sign-in
+/// ([`PasskeyService::start_discoverable_authentication`]) cannot find.
+fn require_discoverable(options: &mut serde_json::Value) {
+    if let Some(selection) = options
+        .pointer_mut("/publicKey/authenticatorSelection")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        selection.insert("residentKey".to_owned(), "required".into());
+        selection.insert("requireResidentKey".to_owned(), true.into());
+    }
+}
+
 /// A successful discoverable sign-in: who signed in and with which passkey.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiscoveredPasskey {
@@ -294,7 +308,9 @@ impl PasskeyService {
             .webauthn
             .start_passkey_registration(user_handle, user_name, display_name, exclude)
             .map_err(PasskeyError::from_start)?;
-        self.issue(CeremonyKind::Registration, &options, state)
+        let (mut options, state) = self.issue(CeremonyKind::Registration, &options, state)?;
+        require_discoverable(&mut options);
+        Ok((options, state))
     }
 
     /// Finishes a registration with the browser's `PublicKeyCredential` JSON (what

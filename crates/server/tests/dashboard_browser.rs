@@ -1,0 +1,142 @@
+//! The dashboard in a real browser: Debian's `chromium` driven by `playwright-core`
+//! (tests/fixtures/browser, installed by scripts/test-deps; nothing downloaded at run time)
+//! against a real server. The first Owner signs up with a passkey through Chromium's virtual
+//! authenticator, signs out and in again; every page carries the CSP, the console shows no CSP
+//! violation, and axe-core finds no serious or critical accessibility violation. Screenshots of
+//! every page go to `target/dashboard-screenshots/`.
+//!
+//! Skipped with a message only when chromium, node or the fixture's packages are missing and
+//! `EDGEKEEP_REQUIRE_BROWSER` is unset; scripts/test (and so CI) sets it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::TestServer;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/browser")
+}
+
+fn chromium() -> PathBuf {
+    std::env::var_os("EDGEKEEP_CHROMIUM")
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
+}
+
+/// Whether the browser tests can run here; panics when they cannot but must.
+fn browser_available() -> bool {
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let installed = fixture_dir().join("node_modules/playwright-core").is_dir();
+    if node && installed && chromium().exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("EDGEKEEP_REQUIRE_BROWSER").is_none(),
+        "EDGEKEEP_REQUIRE_BROWSER is set but chromium, node or the browser fixture is missing \
+         (run scripts/test-deps)"
+    );
+    eprintln!("SKIPPED: chromium, node or the browser fixture is missing; run scripts/test-deps");
+    false
+}
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots")
+}
+
+#[tokio::test]
+async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
+    if !browser_available() {
+        return;
+    }
+    // Passkeys are bound to the public origin, which must be `localhost` (a secure context with
+    // a name the development certificate carries) on a port known before the server starts.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let origin = format!("https://localhost:{port}");
+    let t = TestServer::start_with(|config| {
+        config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        config.public_url = Some(origin.clone());
+    })
+    .await;
+    let config = json!({
+        "base": origin,
+        "invitation": t.owner_invitation,
+        "screenshots": screenshots(),
+        "chromium": chromium(),
+    });
+    let browser = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(fixture_dir().join("dashboard.mjs"))
+            .env("EDGEKEEP_BROWSER_TEST", config.to_string())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&browser.stdout);
+    let report: Value = stdout
+        .lines()
+        .last()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "the browser test printed no report:\n{stdout}\n{}",
+                String::from_utf8_lossy(&browser.stderr)
+            )
+        });
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(browser.status.success());
+    let pages: Vec<&str> = report["pages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(pages, ["invite", "fleet", "login", "status"]);
+    assert_eq!(report["csp_violations"], json!([]));
+    for page in &pages {
+        assert!(
+            screenshots().join(format!("{page}.png")).is_file(),
+            "{page}.png"
+        );
+    }
+
+    // What the browser did is what the API and the audit trail say.
+    let (status, members) = t.call(Method::GET, "/v1/members", &t.owner_key, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "Ada Owner" && m["role"] == "owner"),
+        "{members}"
+    );
+    let actions: Vec<String> = t
+        .audit(&t.owner_key)
+        .await
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(
+        actions.iter().any(|a| a == "invitation.accept"),
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| a == "session.logout"), "{actions:?}");
+    assert!(
+        actions
+            .iter()
+            .filter(|a| a.starts_with("session.start"))
+            .count()
+            >= 2,
+        "{actions:?}"
+    );
+}
