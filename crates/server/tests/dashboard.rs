@@ -193,3 +193,48 @@ async fn assets_are_versioned_and_cached_for_good() {
         .unwrap();
     assert_eq!(stale.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_member_sees_no_admin_actions_and_is_refused_them_by_hand() {
+    let t = TestServer::start().await;
+    let owner = t.owner_key.clone();
+    let publisher = publisher_key();
+    t.register_publisher(&owner, &publisher).await;
+    t.publish(&owner, &publisher, "kws", 1, b"v1").await;
+    let rollout = t.rollout(&owner, "kws", 1, None, 1_000).await;
+
+    let admin = t.person(&owner, Role::Admin, false).await;
+    let html = page(&t, "/rollouts", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(">Promote<") && html.contains(">Roll back<"),
+        "{html}"
+    );
+
+    let member = t.person(&owner, Role::Member, false).await;
+    let response = page(&t, "/rollouts", Some(&member)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("kws v1"));
+    for action in [">Promote<", ">Pause<", ">Roll back<", "Start rollout"] {
+        assert!(!html.contains(action), "{action} shown to a Member");
+    }
+    let models = page(&t, "/models", Some(&member))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(models.contains("kws v1") && !models.contains(">Approve<"));
+    let (status, _) = t
+        .session_call(
+            &member,
+            Method::POST,
+            &format!("/v1/rollouts/{}/rollback", rollout.id),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

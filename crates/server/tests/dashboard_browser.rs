@@ -2,7 +2,9 @@
 //! (tests/fixtures/browser, installed by scripts/test-deps; nothing downloaded at run time)
 //! against a real server. The first Owner signs up with a passkey through Chromium's virtual
 //! authenticator, signs out and in again; every page carries the CSP, the console shows no CSP
-//! violation, and axe-core finds no serious or critical accessibility violation. Screenshots of
+//! violation, and axe-core finds no serious or critical accessibility violation. The Owner
+//! promotes and rolls back a rollout from the page, and the API and the audit trail show it.
+//! Screenshots of
 //! every page go to `target/dashboard-screenshots/`.
 //!
 //! Skipped with a message only when chromium, node or the fixture's packages are missing and
@@ -13,7 +15,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::TestServer;
+use common::{TestServer, publisher_key};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -66,6 +68,11 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         config.public_url = Some(origin.clone());
     })
     .await;
+    let owner = t.owner_key.clone();
+    let publisher = publisher_key();
+    t.register_publisher(&owner, &publisher).await;
+    t.publish(&owner, &publisher, "kws", 1, b"v1").await;
+    let rollout = t.rollout(&owner, "kws", 1, None, 1_000).await;
     let config = json!({
         "base": origin,
         "invitation": t.owner_invitation,
@@ -100,7 +107,10 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(pages, ["invite", "fleet", "login", "status"]);
+    assert_eq!(
+        pages,
+        ["invite", "fleet", "login", "models", "rollouts", "status"]
+    );
     assert_eq!(report["csp_violations"], json!([]));
     for page in &pages {
         assert!(

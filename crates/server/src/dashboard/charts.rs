@@ -33,6 +33,43 @@ pub fn histogram(label: &str, labels: &[String], counts: &[u64]) -> Markup {
     }
 }
 
+/// One segment of a stacked bar: its name, its count and its CSS class (the colour).
+pub struct Segment<'a> {
+    /// What it counts.
+    pub name: &'a str,
+    /// How many.
+    pub count: u64,
+    /// Its class (`s-active`).
+    pub class: &'a str,
+}
+
+/// A horizontal bar split in proportion to `segments`; empty segments take no room.
+pub fn stacked_bar(label: &str, segments: &[Segment<'_>]) -> Markup {
+    let total: u64 = segments.iter().map(|s| s.count).sum::<u64>().max(1);
+    let mut x = 0u64;
+    let placed: Vec<(u64, u64, &Segment<'_>)> = segments
+        .iter()
+        .filter(|s| s.count > 0)
+        .map(|segment| {
+            let width = segment.count * WIDTH / total;
+            let at = x;
+            x += width;
+            (at, width.max(1), segment)
+        })
+        .collect();
+    html! {
+        svg class="stacked" viewBox=(format!("0 0 {WIDTH} 20")) preserveAspectRatio="none" role="img" aria-label=(label) {
+            title { (label) }
+            rect class="track" x="0" y="0" width=(WIDTH) height="20" {}
+            @for (at, width, segment) in &placed {
+                rect class=(segment.class) x=(at) y="0" width=(width) height="20" {
+                    title { (segment.name) ": " (segment.count) }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,5 +83,36 @@ mod tests {
         assert!(svg.contains("&lt;b&gt;"), "{svg}");
         let empty = histogram("none", &[], &[]).into_string();
         assert!(empty.contains("aria-label=\"none\""));
+    }
+
+    #[test]
+    fn stacked_segments_are_proportional_and_empty_ones_left_out() {
+        let segments = [
+            Segment {
+                name: "active",
+                count: 3,
+                class: "s-active",
+            },
+            Segment {
+                name: "failed",
+                count: 0,
+                class: "s-failed",
+            },
+            Segment {
+                name: "assigned",
+                count: 1,
+                class: "s-assigned",
+            },
+        ];
+        let svg = stacked_bar("progress", &segments).into_string();
+        assert!(
+            svg.contains("class=\"s-active\" x=\"0\" y=\"0\" width=\"360\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("class=\"s-assigned\" x=\"360\" y=\"0\" width=\"120\""),
+            "{svg}"
+        );
+        assert!(!svg.contains("s-failed"));
     }
 }

@@ -7,7 +7,11 @@ use super::assets;
 use super::viewer::Viewer;
 
 /// The pages in the navigation, with their paths.
-const PAGES: &[(&str, &str)] = &[("Fleet", "/fleet")];
+const PAGES: &[(&str, &str)] = &[
+    ("Fleet", "/fleet"),
+    ("Rollouts", "/rollouts"),
+    ("Models", "/models"),
+];
 
 fn head(title: &str) -> Markup {
     html! {

@@ -37,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(pages::login::page))
         .route("/invite", get(pages::login::invite))
         .route("/fleet", get(pages::fleet::page))
+        .route("/rollouts", get(pages::rollouts::page))
+        .route("/models", get(pages::models::page))
         .route("/status", get(pages::status::page))
         .route("/status.json", get(pages::status::json))
         .route("/assets/{name}", get(assets::serve))

@@ -81,6 +81,35 @@ async function signOut() {
   window.location.assign('/login');
 }
 
+// A form bound to the JSON API: `data-api` is the path it posts to, `data-confirm` the question
+// asked first. Inputs become the JSON body: `data-type="percent"` sends basis points,
+// `data-type="model-version"` (`model@version`) sends `model` and `version`, empty inputs are
+// left out. On success the page reloads to show the new state.
+async function submitToApi(form) {
+  const question = form.dataset.confirm;
+  if (question && !window.confirm(question)) return;
+  const body = {};
+  for (const input of form.querySelectorAll('input[name], select[name]')) {
+    const value = input.value.trim();
+    if (value === '') continue;
+    switch (input.dataset.type) {
+      case 'percent':
+        body[input.name] = Math.round(Number(value) * 100);
+        break;
+      case 'model-version': {
+        const at = value.lastIndexOf('@');
+        body.model = value.slice(0, at);
+        body.version = Number(value.slice(at + 1));
+        break;
+      }
+      default:
+        body[input.name] = value;
+    }
+  }
+  await call('POST', form.dataset.api, Object.keys(body).length ? body : undefined);
+  window.location.reload();
+}
+
 function guarded(work) {
   return async (event) => {
     event.preventDefault();
@@ -105,6 +134,9 @@ function bind() {
   }
   for (const form of document.querySelectorAll('form[data-action="accept-invitation"]')) {
     form.addEventListener('submit', guarded(() => acceptInvitation(form)));
+  }
+  for (const form of document.querySelectorAll('form[data-api]')) {
+    form.addEventListener('submit', guarded(() => submitToApi(form)));
   }
   for (const form of document.querySelectorAll('form[data-action="idp-sign-in"]')) {
     form.addEventListener('submit', guarded((event) =>

@@ -2,6 +2,8 @@
 
 pub mod fleet;
 pub mod login;
+pub mod models;
+pub mod rollouts;
 pub mod status;
 
 use axum::http::StatusCode;
