@@ -130,12 +130,28 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
             .any(|m| m["name"] == "Ada Owner" && m["role"] == "owner"),
         "{members}"
     );
+    let (_, after) = t
+        .call(
+            Method::GET,
+            &format!("/v1/rollouts/{}", rollout.id),
+            &owner,
+            None,
+        )
+        .await;
+    assert_eq!(after["basis_points"], 5_000, "{after}");
+    assert_eq!(after["status"], "rolled_back", "{after}");
     let actions: Vec<String> = t
         .audit(&t.owner_key)
         .await
         .into_iter()
         .map(|e| e.action)
         .collect();
+    for action in ["rollout.promote", "rollout.rollback"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
     assert!(
         actions.iter().any(|a| a == "invitation.accept"),
         "{actions:?}"
