@@ -238,3 +238,103 @@ async fn a_member_sees_no_admin_actions_and_is_refused_them_by_hand() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn devices_filter_page_and_revoke_within_the_org() {
+    let t = TestServer::start().await;
+    let owner = t.owner_key.clone();
+    let eu = t.enroll_many(2, Some("eu")).await;
+    let other = t.enroll_many(1, None).await;
+    let admin = t.person(&owner, Role::Admin, false).await;
+
+    let html = page(&t, "/devices?group=eu", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("2 of 3 devices"), "{html}");
+    assert!(html.contains(&eu[0].id) && !html.contains(&other[0].id));
+    assert!(html.contains("Revoke the whole group eu"));
+    let never = page(&t, "/devices?seen=never&q=", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(never.contains("3 of 3 devices"), "{never}");
+
+    let (status, _) = t
+        .session_call(
+            &admin,
+            Method::POST,
+            &format!("/v1/devices/{}/revoke", eu[0].id),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let revoked = page(&t, "/devices?seen=revoked", Some(&admin))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        revoked.contains("1 of 3 devices") && revoked.contains(&eu[0].id),
+        "{revoked}"
+    );
+
+    let member = t.person(&owner, Role::Member, false).await;
+    let html = page(&t, "/devices", Some(&member))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&other[0].id) && !html.contains(">Revoke<"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("href=\"/audit\""),
+        "Members have no audit page in the navigation"
+    );
+    let audit = page(&t, "/audit", Some(&member)).await;
+    assert_eq!(audit.status(), StatusCode::FORBIDDEN);
+    assert!(audit.text().await.unwrap().contains("does not allow this"));
+
+    let org_b =
+        edgekeep_server::data_dir::create_org_in(t.server.storage().as_ref(), "Org B").unwrap();
+    let in_b = t.person(&org_b.owner_api_key, Role::Owner, false).await;
+    let html = page(&t, "/devices", Some(&in_b))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains(&other[0].id) && html.contains("No device is enrolled yet"));
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_and_verifies_the_chain() {
+    let t = TestServer::start().await;
+    let owner = t.person(&t.owner_key, Role::Owner, false).await;
+    t.enroll_many(1, None).await;
+    let html = page(&t, "/audit?action=device.", Some(&owner))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("device.enroll"), "{html}");
+    assert!(!html.contains("invitation.accept"), "filtered out");
+    let verified = page(&t, "/audit?verify=1", Some(&owner))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(verified.contains("The chain is intact"), "{verified}");
+    let export = t
+        .browser(&[])
+        .get(t.url("/v1/audit"))
+        .header("cookie", format!("{SESSION_COOKIE}={}", owner.secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+    assert!(export.text().await.unwrap().lines().count() > 3);
+}

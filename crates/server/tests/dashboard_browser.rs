@@ -3,7 +3,8 @@
 //! against a real server. The first Owner signs up with a passkey through Chromium's virtual
 //! authenticator, signs out and in again; every page carries the CSP, the console shows no CSP
 //! violation, and axe-core finds no serious or critical accessibility violation. The Owner
-//! promotes and rolls back a rollout from the page, and the API and the audit trail show it.
+//! promotes and rolls back a rollout and revokes a device from the pages, verifies the audit
+//! chain, and the API and the audit trail show what was done.
 //! Screenshots of
 //! every page go to `target/dashboard-screenshots/`.
 //!
@@ -63,17 +64,21 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         probe.local_addr().unwrap().port()
     };
     let origin = format!("https://localhost:{port}");
-    let t = TestServer::start_with(|config| {
+    let mut t = TestServer::start_with(|config| {
         config.listen = format!("127.0.0.1:{port}").parse().unwrap();
         config.public_url = Some(origin.clone());
     })
     .await;
+    // Devices sign their proofs for the public URL: call the server by that name too.
+    t.base.clone_from(&origin);
     let owner = t.owner_key.clone();
     let publisher = publisher_key();
     t.register_publisher(&owner, &publisher).await;
     t.publish(&owner, &publisher, "kws", 1, b"v1").await;
     let rollout = t.rollout(&owner, "kws", 1, None, 1_000).await;
+    let device = t.enroll_many(1, Some("eu")).await.remove(0);
     let config = json!({
+        "device": device.id,
         "base": origin,
         "invitation": t.owner_invitation,
         "screenshots": screenshots(),
@@ -109,7 +114,9 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         .collect();
     assert_eq!(
         pages,
-        ["invite", "fleet", "login", "models", "rollouts", "status"]
+        [
+            "invite", "fleet", "login", "models", "rollouts", "devices", "audit", "status"
+        ]
     );
     assert_eq!(report["csp_violations"], json!([]));
     for page in &pages {
@@ -146,7 +153,16 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         .into_iter()
         .map(|e| e.action)
         .collect();
-    for action in ["rollout.promote", "rollout.rollback"] {
+    let (_, revoked) = t
+        .call(
+            Method::GET,
+            &format!("/v1/devices/{}", device.id),
+            &owner,
+            None,
+        )
+        .await;
+    assert!(revoked["revoked_at"].is_i64(), "{revoked}");
+    for action in ["rollout.promote", "rollout.rollback", "device.revoke"] {
         assert!(
             actions.iter().any(|a| a == action),
             "{action} in {actions:?}"

@@ -99,7 +99,9 @@ pub async fn verify_checkpoint(
     verification(&state, caller.org_id, Some(checkpoint)).await
 }
 
-async fn verification(
+/// Verifies the org's chain (against `checkpoint` when given), as `GET /v1/audit/verify`
+/// answers.
+pub async fn verification(
     state: &AppState,
     org_id: String,
     checkpoint: Option<AuditCheckpoint>,

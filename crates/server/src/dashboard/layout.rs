@@ -1,16 +1,19 @@
 //! The page shell: head (style sheet and script from `/assets`, nothing inline), the signed-in
 //! header with the org, the role and sign-out, navigation, and the main landmark.
 
+use edgekeep_protocol::api::Permission;
 use maud::{DOCTYPE, Markup, html};
 
 use super::assets;
 use super::viewer::Viewer;
 
-/// The pages in the navigation, with their paths.
-const PAGES: &[(&str, &str)] = &[
-    ("Fleet", "/fleet"),
-    ("Rollouts", "/rollouts"),
-    ("Models", "/models"),
+/// The pages in the navigation: name, path, and the permission that opens it.
+const PAGES: &[(&str, &str, Permission)] = &[
+    ("Fleet", "/fleet", Permission::FleetRead),
+    ("Rollouts", "/rollouts", Permission::ModelsRead),
+    ("Models", "/models", Permission::ModelsRead),
+    ("Devices", "/devices", Permission::DevicesRead),
+    ("Audit", "/audit", Permission::AuditRead),
 ];
 
 fn head(title: &str) -> Markup {
@@ -38,7 +41,7 @@ pub fn page(viewer: &Viewer, title: &str, current: &str, body: Markup) -> Markup
                     a class="brand" href="/fleet" { "edgekeep" }
                     nav aria-label="Pages" {
                         ul {
-                            @for (name, path) in PAGES {
+                            @for (name, path, _) in PAGES.iter().filter(|(_, _, p)| viewer.may(*p)) {
                                 li {
                                     @if *path == current {
                                         a href=(path) aria-current="page" { (name) }

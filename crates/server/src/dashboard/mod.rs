@@ -39,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route("/fleet", get(pages::fleet::page))
         .route("/rollouts", get(pages::rollouts::page))
         .route("/models", get(pages::models::page))
+        .route("/devices", get(pages::devices::page))
+        .route("/audit", get(pages::audit::page))
         .route("/status", get(pages::status::page))
         .route("/status.json", get(pages::status::json))
         .route("/assets/{name}", get(assets::serve))

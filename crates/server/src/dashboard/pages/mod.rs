@@ -1,8 +1,11 @@
 //! One module per page; shared here: the home redirect and error pages in words.
 
+pub mod audit;
+pub mod devices;
 pub mod fleet;
 pub mod login;
 pub mod models;
+mod paging;
 pub mod rollouts;
 pub mod status;
 
