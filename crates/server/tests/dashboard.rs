@@ -338,3 +338,59 @@ async fn the_audit_page_filters_and_verifies_the_chain() {
     assert_eq!(export.status(), StatusCode::OK);
     assert!(export.text().await.unwrap().lines().count() > 3);
 }
+
+#[tokio::test]
+async fn people_and_keys_show_what_the_api_shows_each_role() {
+    let t = TestServer::start().await;
+    let owner_key = t.owner_key.clone();
+    let owner = t.person(&owner_key, Role::Owner, false).await;
+    let member = t.person(&owner_key, Role::Member, false).await;
+    let (status, _) = t
+        .session_call(
+            &member,
+            Method::POST,
+            "/v1/api-keys",
+            Some(json!({"name": "member-laptop"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let html = page(&t, "/people", Some(&owner))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Set role") && html.contains("Create invitation link"),
+        "{html}"
+    );
+    assert!(html.contains("member-laptop") && html.contains("Create SCIM token"));
+
+    let html = page(&t, "/people", Some(&member))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("member-laptop"),
+        "a Member sees their own key: {html}"
+    );
+    let (_, all_keys) = t.call(Method::GET, "/v1/api-keys", &owner_key, None).await;
+    let others: Vec<&str> = all_keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] != "member-laptop")
+        .filter_map(|k| k["prefix"].as_str())
+        .collect();
+    assert!(!others.is_empty());
+    for prefix in others {
+        assert!(
+            !html.contains(prefix),
+            "a Member sees another's key {prefix}"
+        );
+    }
+    for action in ["Set role", "Create invitation link", "Create SCIM token"] {
+        assert!(!html.contains(action), "{action} shown to a Member");
+    }
+}

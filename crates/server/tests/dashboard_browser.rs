@@ -3,7 +3,8 @@
 //! against a real server. The first Owner signs up with a passkey through Chromium's virtual
 //! authenticator, signs out and in again; every page carries the CSP, the console shows no CSP
 //! violation, and axe-core finds no serious or critical accessibility violation. The Owner
-//! promotes and rolls back a rollout and revokes a device from the pages, verifies the audit
+//! promotes and rolls back a rollout, revokes a device and rotates an API key (its new secret
+//! shown once) from the pages, verifies the audit
 //! chain, and the API and the audit trail show what was done.
 //! Screenshots of
 //! every page go to `target/dashboard-screenshots/`.
@@ -77,6 +78,15 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
     t.publish(&owner, &publisher, "kws", 1, b"v1").await;
     let rollout = t.rollout(&owner, "kws", 1, None, 1_000).await;
     let device = t.enroll_many(1, Some("eu")).await.remove(0);
+    let (status, key) = t
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            &owner,
+            Some(json!({"name": "ci-publisher"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
     let config = json!({
         "device": device.id,
         "base": origin,
@@ -115,7 +125,8 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
     assert_eq!(
         pages,
         [
-            "invite", "fleet", "login", "models", "rollouts", "devices", "audit", "status"
+            "invite", "fleet", "login", "models", "rollouts", "devices", "people", "audit",
+            "status"
         ]
     );
     assert_eq!(report["csp_violations"], json!([]));
@@ -162,7 +173,23 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         )
         .await;
     assert!(revoked["revoked_at"].is_i64(), "{revoked}");
-    for action in ["rollout.promote", "rollout.rollback", "device.revoke"] {
+    let (_, keys) = t.call(Method::GET, "/v1/api-keys", &owner, None).await;
+    let rotated = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == key["key"]["id"])
+        .unwrap();
+    assert!(
+        rotated["expires_at"].is_i64(),
+        "the old key expires after the overlap: {rotated}"
+    );
+    for action in [
+        "rollout.promote",
+        "rollout.rollback",
+        "device.revoke",
+        "api_key.rotate",
+    ] {
         assert!(
             actions.iter().any(|a| a == action),
             "{action} in {actions:?}"

@@ -13,6 +13,7 @@ const PAGES: &[(&str, &str, Permission)] = &[
     ("Rollouts", "/rollouts", Permission::ModelsRead),
     ("Models", "/models", Permission::ModelsRead),
     ("Devices", "/devices", Permission::DevicesRead),
+    ("People & keys", "/people", Permission::MembersRead),
     ("Audit", "/audit", Permission::AuditRead),
 ];
 

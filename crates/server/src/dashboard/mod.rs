@@ -41,6 +41,7 @@ pub fn routes() -> Router<AppState> {
         .route("/models", get(pages::models::page))
         .route("/devices", get(pages::devices::page))
         .route("/audit", get(pages::audit::page))
+        .route("/people", get(pages::people::page))
         .route("/status", get(pages::status::page))
         .route("/status.json", get(pages::status::json))
         .route("/assets/{name}", get(assets::serve))

@@ -28,9 +28,33 @@ async function call(method, path, body) {
   const text = await response.text();
   const value = text ? JSON.parse(text) : null;
   if (!response.ok) {
-    throw new Error(value?.message ?? `the server answered ${response.status}`);
+    const error = new Error(value?.message ?? `the server answered ${response.status}`);
+    error.code = value?.code;
+    throw error;
   }
   return value;
+}
+
+// Owner-level actions need a passkey assertion within the last 5 minutes: on
+// `step_up_required`, confirm with the passkey once and send the change again.
+async function stepUp() {
+  const started = await call('POST', '/v1/auth/step-up/begin', {});
+  const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(started.options.publicKey);
+  const credential = await navigator.credentials.get({ publicKey });
+  await call('POST', '/v1/auth/step-up/finish', {
+    ceremony: started.ceremony,
+    response: credential.toJSON(),
+  });
+}
+
+async function callStepped(method, path, body) {
+  try {
+    return await call(method, path, body);
+  } catch (error) {
+    if (error.code !== 'step_up_required') throw error;
+    await stepUp();
+    return call(method, path, body);
+  }
 }
 
 function supportsPasskeys() {
@@ -81,10 +105,12 @@ async function signOut() {
   window.location.assign('/login');
 }
 
-// A form bound to the JSON API: `data-api` is the path it posts to, `data-confirm` the question
-// asked first. Inputs become the JSON body: `data-type="percent"` sends basis points,
-// `data-type="model-version"` (`model@version`) sends `model` and `version`, empty inputs are
-// left out. On success the page reloads to show the new state.
+// A form bound to the JSON API: `data-api` is the path, `data-method` the method (POST by
+// default), `data-confirm` the question asked first. Inputs become the JSON body:
+// `data-type="percent"` sends basis points, `data-type="model-version"` (`model@version`) sends
+// `model` and `version`, empty inputs are left out. On success the page reloads to show the new
+// state, except for a form with `data-reveal`: it shows that field of the answer (a secret shown
+// once), prefixed by `data-reveal-prefix` as a link on this origin when given.
 async function submitToApi(form) {
   const question = form.dataset.confirm;
   if (question && !window.confirm(question)) return;
@@ -106,8 +132,22 @@ async function submitToApi(form) {
         body[input.name] = value;
     }
   }
-  await call('POST', form.dataset.api, Object.keys(body).length ? body : undefined);
-  window.location.reload();
+  const answer = await callStepped(
+    form.dataset.method ?? 'POST',
+    form.dataset.api,
+    Object.keys(body).length ? body : undefined,
+  );
+  const field = form.dataset.reveal;
+  if (!field) {
+    window.location.reload();
+    return;
+  }
+  const output = form.querySelector('output');
+  const secret = answer?.[field] ?? '';
+  const prefix = form.dataset.revealPrefix;
+  output.textContent = prefix ? new URL(prefix + secret, window.location.origin).href : secret;
+  output.hidden = false;
+  show('Copy it now: it is shown only this once.');
 }
 
 function guarded(work) {

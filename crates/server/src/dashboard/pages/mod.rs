@@ -6,6 +6,7 @@ pub mod fleet;
 pub mod login;
 pub mod models;
 mod paging;
+pub mod people;
 pub mod rollouts;
 pub mod status;
 

@@ -1,0 +1,271 @@
+//! The people and keys page: members and roles, invitations, the signed-in person's sessions and
+//! passkeys, the org's API keys, and its SCIM tokens. Every list comes from the JSON API's own
+//! handler called with the viewer's session (the same permission checks, the same visibility:
+//! a Member sees their own keys), and every change is a form the script sends to the API.
+//! Secrets (a new key, a rotated key, an invitation link, a SCIM token) are shown once.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use edgekeep_protocol::api::{ApiKeyInfo, MemberInfo, Permission, Role};
+use edgekeep_protocol::people::{InvitationInfo, PasskeyInfo, SessionInfo};
+use edgekeep_protocol::scim::ScimTokenInfo;
+use maud::{Markup, html};
+
+use crate::api::AppState;
+use crate::dashboard::layout;
+use crate::dashboard::viewer::Viewer;
+
+/// What a list the viewer may not see shows instead.
+enum Listed<T> {
+    Shown(Vec<T>),
+    Hidden,
+}
+
+async fn listed<T, F>(call: F) -> Result<Listed<T>, crate::error::ApiError>
+where
+    F: std::future::Future<Output = Result<axum::Json<Vec<T>>, crate::error::ApiError>>,
+{
+    match call.await {
+        Ok(axum::Json(items)) => Ok(Listed::Shown(items)),
+        Err(error) if error.code == edgekeep_protocol::ErrorCode::Forbidden => Ok(Listed::Hidden),
+        Err(error) => Err(error),
+    }
+}
+
+fn at(when: i64) -> String {
+    super::fleet::ago(crate::now() - when)
+}
+
+fn members_section(members: &[MemberInfo], may_grant: bool) -> Markup {
+    html! {
+        section aria-labelledby="members" {
+            h2 id="members" { "Members" }
+            table class="wide" {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Joined" } } }
+                tbody {
+                    @for member in members {
+                        tr {
+                            th scope="row" { (member.name) }
+                            td {
+                                @if may_grant {
+                                    form data-api=(format!("/v1/members/{}/role", member.id)) data-method="PUT"
+                                        data-confirm=(format!("Change the role of {}?", member.name)) class="inline" {
+                                        label class="visually-hidden" for=(format!("role-{}", member.id)) { "Role of " (member.name) }
+                                        select id=(format!("role-{}", member.id)) name="role" {
+                                            @for role in [Role::Member, Role::Admin, Role::Owner] {
+                                                option value=(role.as_str()) selected[role == member.role] { (role.as_str()) }
+                                            }
+                                        }
+                                        button type="submit" { "Set role" }
+                                    }
+                                } @else {
+                                    (member.role.as_str())
+                                }
+                            }
+                            td { (at(member.created_at)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn invitations_section(invitations: &[InvitationInfo], may_invite: bool) -> Markup {
+    let now = crate::now();
+    let open: Vec<&InvitationInfo> = invitations
+        .iter()
+        .filter(|i| i.accepted_at.is_none() && i.expires_at > now)
+        .collect();
+    html! {
+        section aria-labelledby="invitations" {
+            h2 id="invitations" { "Invitations" }
+            @if open.is_empty() {
+                p class="empty" { "No open invitation." }
+            } @else {
+                table class="wide" {
+                    thead { tr { th scope="col" { "For" } th scope="col" { "Role" } th scope="col" { "Expires" } th scope="col" { "" } } }
+                    tbody {
+                        @for invitation in &open {
+                            tr {
+                                th scope="row" { (invitation.email.as_deref().unwrap_or("anyone with the link")) }
+                                td { (invitation.role.as_str()) }
+                                td { "in " (super::fleet::duration((invitation.expires_at - now).unsigned_abs())) }
+                                td {
+                                    @if may_invite {
+                                        form data-api=(format!("/v1/invitations/{}", invitation.id)) data-method="DELETE"
+                                            data-confirm="Revoke this invitation?" {
+                                            button type="submit" class="danger" { "Revoke" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if may_invite {
+                form data-api="/v1/invitations" data-reveal="token" data-reveal-prefix="/invite#" {
+                    label for="invite-email" { "Email (optional: binds the invitation to it)" }
+                    input id="invite-email" name="email" type="email" autocomplete="off";
+                    label for="invite-role" { "Role" }
+                    select id="invite-role" name="role" {
+                        @for role in [Role::Member, Role::Admin, Role::Owner] {
+                            option value=(role.as_str()) { (role.as_str()) }
+                        }
+                    }
+                    div class="buttons" { button type="submit" { "Create invitation link" } }
+                    output class="secret" hidden {}
+                }
+            }
+        }
+    }
+}
+
+fn keys_section(keys: &[ApiKeyInfo], may_write: bool) -> Markup {
+    let live: Vec<&ApiKeyInfo> = keys.iter().filter(|k| k.revoked_at.is_none()).collect();
+    html! {
+        section aria-labelledby="api-keys" {
+            h2 id="api-keys" { "API keys" }
+            p { "For backends, CI and scripts. People sign in with passkeys instead." }
+            @if live.is_empty() {
+                p class="empty" { "No API key." }
+            } @else {
+                table class="wide" {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { "" } } }
+                    tbody {
+                        @for key in &live {
+                            tr {
+                                th scope="row" { (key.name) }
+                                td { code { (key.prefix) } }
+                                td { (at(key.created_at)) }
+                                td { (key.expires_at.map_or_else(|| "never".to_owned(), |e| format!("in {}", super::fleet::duration((e - crate::now()).unsigned_abs())))) }
+                                td {
+                                    @if may_write {
+                                        div class="actions" {
+                                            form data-api=(format!("/v1/api-keys/{}/rotate", key.id)) data-reveal="secret"
+                                                data-confirm=(format!("Rotate {}? The old secret keeps working for 5 minutes.", key.name)) {
+                                                button type="submit" aria-label=(format!("Rotate {}", key.name)) { "Rotate" }
+                                                output class="secret" hidden {}
+                                            }
+                                            form data-api=(format!("/v1/api-keys/{}", key.id)) data-method="DELETE"
+                                                data-confirm=(format!("Revoke {}? It stops working at once.", key.name)) {
+                                                button type="submit" class="danger" aria-label=(format!("Revoke {}", key.name)) { "Revoke" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if may_write {
+                form data-api="/v1/api-keys" data-reveal="secret" {
+                    label for="key-name" { "Name of a new key" }
+                    input id="key-name" name="name" required maxlength="100" placeholder="ci-publisher";
+                    div class="buttons" { button type="submit" { "Create API key" } }
+                    output class="secret" hidden {}
+                }
+            }
+        }
+    }
+}
+
+fn me_section(sessions: &[SessionInfo], passkeys: &Listed<PasskeyInfo>) -> Markup {
+    html! {
+        section aria-labelledby="me" {
+            h2 id="me" { "You" }
+            table class="wide" {
+                caption { "Your sessions" }
+                thead { tr { th scope="col" { "Started by" } th scope="col" { "Started" } th scope="col" { "Last seen" } th scope="col" { "" } } }
+                tbody {
+                    @for session in sessions {
+                        tr {
+                            th scope="row" { (session.method) @if session.current { " (this one)" } }
+                            td { (at(session.created_at)) }
+                            td { (at(session.last_seen_at)) }
+                            td {
+                                @if !session.current {
+                                    form data-api=(format!("/v1/me/sessions/{}", session.id)) data-method="DELETE"
+                                        data-confirm="End this session?" {
+                                        button type="submit" class="danger" { "End" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Listed::Shown(passkeys) = passkeys {
+                table class="wide" {
+                    caption { "Your passkeys" }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Added" } th scope="col" { "Last used" } } }
+                    tbody {
+                        @for passkey in passkeys {
+                            tr {
+                                th scope="row" { (passkey.name) }
+                                td { (at(passkey.created_at)) }
+                                td { (passkey.last_used_at.map_or_else(|| "never".to_owned(), at)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn scim_section(tokens: &[ScimTokenInfo]) -> Markup {
+    let live: Vec<&ScimTokenInfo> = tokens.iter().filter(|t| t.revoked_at.is_none()).collect();
+    html! {
+        section aria-labelledby="scim" {
+            h2 id="scim" { "Directory sync (SCIM)" }
+            @if live.is_empty() {
+                p class="empty" { "No SCIM token. Create one for your directory (Entra ID, Okta) to provision people." }
+            } @else {
+                ul {
+                    @for token in &live {
+                        li { (token.name) " — " code { (token.prefix) } ", created " (at(token.created_at)) }
+                    }
+                }
+            }
+            form data-api="/v1/scim-tokens" data-reveal="secret" {
+                label for="scim-name" { "Name of a new SCIM token" }
+                input id="scim-name" name="name" required maxlength="100" placeholder="entra-id";
+                div class="buttons" { button type="submit" { "Create SCIM token" } }
+                output class="secret" hidden {}
+            }
+        }
+    }
+}
+
+/// `/people`.
+pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
+    let caller = || viewer.caller.clone();
+    let st = || State(state.clone());
+    let found = async {
+        Ok::<_, crate::error::ApiError>((
+            listed(crate::api::members::list_members(st(), caller())).await?,
+            listed(crate::api::people::list_invitations(st(), caller())).await?,
+            listed(crate::api::keys::list_keys(st(), caller())).await?,
+            listed(crate::api::people::list_sessions(st(), caller())).await?,
+            listed(crate::api::people::list_passkeys(st(), caller())).await?,
+            listed(crate::scim::tokens::list_tokens(st(), caller())).await?,
+        ))
+    }
+    .await;
+    let (members, invitations, keys, sessions, passkeys, scim) = match found {
+        Ok(found) => found,
+        Err(error) => return super::error_page(&error),
+    };
+    let body = html! {
+        p class="note" { "Owner-level changes (roles, SCIM tokens) ask for your passkey again if you have not confirmed it in the last 5 minutes." }
+        @if let Listed::Shown(members) = &members { (members_section(members, viewer.may(Permission::RolesGrant))) }
+        @if let Listed::Shown(invitations) = &invitations { (invitations_section(invitations, viewer.may(Permission::MembersWrite))) }
+        @if let Listed::Shown(sessions) = &sessions { (me_section(sessions, &passkeys)) }
+        @if let Listed::Shown(keys) = &keys { (keys_section(keys, viewer.may(Permission::KeysWrite))) }
+        @if let Listed::Shown(tokens) = &scim { (scim_section(tokens)) }
+    };
+    layout::page(&viewer, "People & keys", "/people", body).into_response()
+}
