@@ -77,7 +77,22 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
     t.register_publisher(&owner, &publisher).await;
     t.publish(&owner, &publisher, "kws", 1, b"v1").await;
     let rollout = t.rollout(&owner, "kws", 1, None, 1_000).await;
-    let device = t.enroll_many(1, Some("eu")).await.remove(0);
+    let mut devices = t.enroll_many(4, Some("eu")).await;
+    for (seq, device) in devices.iter().enumerate() {
+        let batch = json!({"seq": seq + 1, "recorded_at": common::now(), "events": [
+            {"type": "latency", "model": {"model": "kws", "version": 1},
+             "counts": [1, 6 + seq, 14, 7, 3, 1, 0, 0, 0, 0, 0, 0]},
+            {"type": "quality", "model": {"model": "kws", "version": 1},
+             "metric": "accuracy", "sum": 8.0 + seq as f64 / 4.0, "count": 10},
+            {"type": "health", "battery_percent": 30 + 20 * seq, "charging": false,
+             "network": if seq % 2 == 0 { "wifi" } else { "cellular" },
+             "free_storage": "under10_gb", "thermal": "nominal", "completion": "completed"}]});
+        let sent = t
+            .device_post(device, "/v1/device/telemetry", batch.to_string().into_bytes())
+            .await;
+        assert_eq!(sent.status(), StatusCode::OK);
+    }
+    let device = devices.remove(0);
     let (status, key) = t
         .call(
             Method::POST,
