@@ -5,7 +5,8 @@
 //! violation, and axe-core finds no serious or critical accessibility violation. The Owner
 //! promotes and rolls back a rollout, revokes a device and rotates an API key (its new secret
 //! shown once) from the pages, verifies the audit
-//! chain, and the API and the audit trail show what was done.
+//! chain, and the API and the audit trail show what was done. A cross-site form post and a
+//! write without the CSRF token do not sign the Owner out.
 //! Screenshots of
 //! every page go to `target/dashboard-screenshots/`.
 //!
@@ -88,7 +89,11 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
              "network": if seq % 2 == 0 { "wifi" } else { "cellular" },
              "free_storage": "under10_gb", "thermal": "nominal", "completion": "completed"}]});
         let sent = t
-            .device_post(device, "/v1/device/telemetry", batch.to_string().into_bytes())
+            .device_post(
+                device,
+                "/v1/device/telemetry",
+                batch.to_string().into_bytes(),
+            )
             .await;
         assert_eq!(sent.status(), StatusCode::OK);
     }
@@ -214,7 +219,15 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         actions.iter().any(|a| a == "invitation.accept"),
         "{actions:?}"
     );
-    assert!(actions.iter().any(|a| a == "session.logout"), "{actions:?}");
+    assert_eq!(
+        actions.iter().filter(|a| *a == "session.logout").count(),
+        1,
+        "only the Owner's own sign-out ended a session: {actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a == "session.csrf.rejected"),
+        "{actions:?}"
+    );
     assert!(
         actions
             .iter()
