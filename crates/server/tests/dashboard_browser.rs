@@ -6,7 +6,8 @@
 //! promotes and rolls back a rollout, revokes a device and rotates an API key (its new secret
 //! shown once) from the pages, verifies the audit
 //! chain, and the API and the audit trail show what was done. A cross-site form post and a
-//! write without the CSRF token do not sign the Owner out.
+//! write without the CSRF token do not sign the Owner out. An invited person signs in through
+//! the real OpenID Provider (the OIDC fixture) and lands on the dashboard as a Member.
 //! Screenshots of
 //! every page go to `target/dashboard-screenshots/`.
 //!
@@ -18,6 +19,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::oidc_provider::{Client, Provider, SECRET, provider_available};
 use common::{TestServer, publisher_key};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -56,7 +58,7 @@ fn screenshots() -> PathBuf {
 
 #[tokio::test]
 async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
-    if !browser_available() {
+    if !browser_available() || !provider_available() {
         return;
     }
     // Passkeys are bound to the public origin, which must be `localhost` (a secure context with
@@ -66,9 +68,18 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         probe.local_addr().unwrap().port()
     };
     let origin = format!("https://localhost:{port}");
+    let provider = Provider::start(
+        &format!("{origin}/v1/auth/oidc/callback"),
+        &[Client {
+            id: "edgekeep",
+            tamper: None,
+        }],
+    );
+    let provider_ca = provider.ca_path.clone();
     let mut t = TestServer::start_with(|config| {
         config.listen = format!("127.0.0.1:{port}").parse().unwrap();
         config.public_url = Some(origin.clone());
+        config.idp_extra_roots = vec![provider_ca];
     })
     .await;
     // Devices sign their proofs for the public URL: call the server by that name too.
@@ -107,7 +118,28 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{key}");
+    let (status, idp) = t
+        .call(
+            Method::PUT,
+            "/v1/org/idp",
+            &owner,
+            Some(json!({"issuer": provider.issuer, "client_id": "edgekeep",
+                "client_secret": SECRET, "allowed_email_domains": ["example.com"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{idp}");
+    let (status, _) = t
+        .call(
+            Method::POST,
+            "/v1/invitations",
+            &owner,
+            Some(json!({"email": "alice@example.com", "role": "member"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
     let config = json!({
+        "issuer": provider.issuer,
+        "org_id": t.org_id,
         "device": device.id,
         "base": origin,
         "invitation": t.owner_invitation,
@@ -204,7 +236,17 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         rotated["expires_at"].is_i64(),
         "the old key expires after the overlap: {rotated}"
     );
+    let (_, members) = t.call(Method::GET, "/v1/members", &owner, None).await;
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "member" && m["name"] == "Alice Example"),
+        "alice joined through the provider: {members}"
+    );
     for action in [
+        "login.oidc.ok",
         "rollout.promote",
         "rollout.rollback",
         "device.revoke",

@@ -7,109 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-
+use common::oidc_provider::{Client, Provider, SECRET, provider_available};
 use common::{TestServer, location, now};
 use edgekeep_protocol::ErrorCode;
 use edgekeep_protocol::people::SessionCreated;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const SECRET: &str = "fixture-client-secret-7f3a9c";
-
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/oidc")
-}
-
-/// Whether the real provider can run here; panics when it cannot but must.
-fn provider_available() -> bool {
-    let node = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let installed = fixture_dir().join("node_modules/oidc-provider").is_dir();
-    if node && installed {
-        return true;
-    }
-    assert!(
-        std::env::var_os("EDGEKEEP_REQUIRE_OIDC").is_none(),
-        "EDGEKEEP_REQUIRE_OIDC is set but node or the OIDC fixture is missing \
-         (run scripts/test-deps: npm ci --prefix crates/server/tests/fixtures/oidc)"
-    );
-    eprintln!(
-        "SKIPPED: node or the OIDC fixture is missing; run scripts/test-deps to test OIDC login"
-    );
-    false
-}
-
-/// One client of the fixture provider.
-struct Client {
-    id: &'static str,
-    tamper: Option<&'static str>,
-}
-
-/// The running provider; killed on drop.
-struct Provider {
-    child: Child,
-    issuer: String,
-    ca_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Provider {
-    fn start(redirect_uri: &str, clients: &[Client]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let certs = edgekeep_server::tls::generate_dev_certificates().unwrap();
-        let write = |name: &str, text: &str| {
-            let path = dir.path().join(name);
-            std::fs::write(&path, text).unwrap();
-            path
-        };
-        let cert = write("cert.pem", &certs.cert_pem);
-        let key = write("key.pem", &certs.key_pem);
-        let ca_path = write("ca.pem", &certs.ca_pem);
-        let clients: Vec<Value> = clients
-            .iter()
-            .map(|c| {
-                json!({"client_id": c.id, "client_secret": SECRET,
-                       "redirect_uri": redirect_uri, "tamper": c.tamper})
-            })
-            .collect();
-        let config = json!({"tls_cert": cert, "tls_key": key, "clients": clients});
-        let mut child = Command::new("node")
-            .arg(fixture_dir().join("provider.mjs"))
-            .env("EDGEKEEP_OIDC_FIXTURE", config.to_string())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        // Keep draining: a closed pipe would end the provider at its next write.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let issuer = line
-            .strip_prefix("READY ")
-            .unwrap_or_else(|| panic!("the OIDC fixture did not start: {line:?}"))
-            .trim()
-            .to_owned();
-        Self {
-            child,
-            issuer,
-            ca_path,
-            _dir: dir,
-        }
-    }
-}
 
 /// A server, a provider in front of it, and browsers to sign in with.
 struct Setup {

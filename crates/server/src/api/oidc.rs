@@ -148,17 +148,26 @@ pub async fn delete_idp(
     }
 }
 
+/// The optional query of a sign-in start.
+#[derive(Debug, Deserialize)]
+pub struct StartQuery {
+    /// Who is signing in (usually an email), passed to the provider as `login_hint`.
+    pub login_hint: Option<String>,
+}
+
 /// Starts signing in to the org through its OpenID Provider: `302` to the provider's
 /// authorization URL (code flow, PKCE S256, fresh `state` and `nonce`), with a cookie binding
 /// the attempt to this browser. The attempt lasts the ceremony timeout and is single use.
 #[utoipa::path(get, path = "/v1/auth/oidc/{org_id}/start", tag = "people",
-    params(("org_id" = String, Path, description = "The org to sign in to")),
+    params(("org_id" = String, Path, description = "The org to sign in to"),
+        ("login_hint" = Option<String>, Query, description = "Who is signing in, passed to the provider")),
     responses((status = 302, description = "To the identity provider"),
         (status = 404, body = edgekeep_protocol::ErrorBody), (status = 502, body = edgekeep_protocol::ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     parts: Parts,
     ApiPath(org_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<StartQuery>,
 ) -> Result<Response, ApiError> {
     state.admit_sign_in_start(&parts.extensions)?;
     let id = org_id.clone();
@@ -173,8 +182,13 @@ pub async fn start(
     let token =
         MintedToken::mint(TokenKind::Ceremony, state.rng()).map_err(|_| ApiError::internal())?;
     let redirect_uri = format!("{}{CALLBACK_PATH}", origin(&state, &parts));
-    let authorization =
-        oidc::authorize(metadata, &config.client_id, &redirect_uri, token.expose())?;
+    let authorization = oidc::authorize(
+        metadata,
+        &config.client_id,
+        &redirect_uri,
+        token.expose(),
+        oidc::login_hint(query.login_hint.as_deref()),
+    )?;
     let now = crate::now();
     let timeout = state.config().sessions.ceremony_timeout;
     let ceremony = CeremonyRecord {

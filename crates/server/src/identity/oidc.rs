@@ -20,8 +20,8 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
-    RequestTokenError, Scope, TokenResponse,
+    IssuerUrl, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, RequestTokenError, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -365,13 +365,25 @@ pub struct Authorization {
     pub pending: PendingLogin,
 }
 
+/// The longest `login_hint` passed on to a provider.
+pub const MAX_LOGIN_HINT_LEN: usize = 254;
+
+/// A `login_hint` worth passing on (OIDC Core §3.1.2.1): 1 to 254 characters, no control
+/// characters. Anything else is dropped, not refused: the hint only saves typing.
+pub fn login_hint(text: Option<&str>) -> Option<String> {
+    let text = text?.trim();
+    (!text.is_empty() && text.len() <= MAX_LOGIN_HINT_LEN && !text.chars().any(char::is_control))
+        .then(|| text.to_owned())
+}
+
 /// Builds the authorization request (`openid email profile`, code flow, PKCE S256) carrying
-/// `state`, with a fresh nonce and PKCE verifier.
+/// `state`, with a fresh nonce and PKCE verifier, and the person's `login_hint` when given.
 pub fn authorize(
     metadata: CoreProviderMetadata,
     client_id: &str,
     redirect_uri: &str,
     state: &str,
+    hint: Option<String>,
 ) -> Result<Authorization, OidcRejection> {
     let issuer = metadata.issuer().to_string();
     let redirect = RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| OidcRejection::Claims)?;
@@ -380,7 +392,7 @@ pub fn authorize(
             .set_redirect_uri(redirect);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let state = state.to_owned();
-    let (url, _, nonce) = client
+    let mut request = client
         .authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
             move || CsrfToken::new(state),
@@ -388,8 +400,11 @@ pub fn authorize(
         )
         .add_scope(Scope::new("email".to_owned()))
         .add_scope(Scope::new("profile".to_owned()))
-        .set_pkce_challenge(challenge)
-        .url();
+        .set_pkce_challenge(challenge);
+    if let Some(hint) = hint {
+        request = request.set_login_hint(LoginHint::new(hint));
+    }
+    let (url, _, nonce) = request.url();
     Ok(Authorization {
         url: url.to_string(),
         pending: PendingLogin {
@@ -556,6 +571,18 @@ pub fn presented_binding(headers: &axum::http::HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn login_hints_are_passed_on_only_when_plain() {
+        assert_eq!(
+            login_hint(Some(" ada@example.com ")).as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(login_hint(Some("")), None);
+        assert_eq!(login_hint(Some("a\nb")), None);
+        assert_eq!(login_hint(Some(&"a".repeat(255))), None);
+        assert_eq!(login_hint(None), None);
+    }
 
     #[tokio::test]
     async fn a_fresh_discovery_document_is_served_without_asking_the_provider() {

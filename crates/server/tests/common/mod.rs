@@ -469,5 +469,6 @@ impl TestServer {
     }
 }
 pub mod authenticator;
+pub mod oidc_provider;
 pub mod people;
 pub mod raw;

@@ -96,8 +96,12 @@ async function acceptInvitation(form) {
 }
 
 function signInThroughProvider(form, provider) {
-  const orgId = new FormData(form).get('org_id');
-  window.location.assign(`/v1/auth/${provider}/${encodeURIComponent(orgId)}/start`);
+  const data = new FormData(form);
+  const start = new URL(`/v1/auth/${provider}/${encodeURIComponent(data.get('org_id'))}/start`,
+    window.location.origin);
+  const hint = data.get('login_hint');
+  if (provider === 'oidc' && hint) start.searchParams.set('login_hint', hint);
+  window.location.assign(start.href);
 }
 
 async function signOut() {

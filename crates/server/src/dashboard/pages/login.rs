@@ -56,6 +56,8 @@ pub async fn page() -> Markup {
                     label for="org-id" { "Org id" }
                     input id="org-id" name="org_id" required autocomplete="organization"
                         pattern="org_[A-Za-z0-9_-]+" placeholder="org_…";
+                    label for="login-hint" { "Your email (optional, OpenID Connect)" }
+                    input id="login-hint" name="login_hint" type="email" autocomplete="username";
                     div class="buttons" {
                         button type="submit" name="provider" value="oidc" { "Continue with OpenID Connect" }
                         button type="submit" name="provider" value="saml" { "Continue with SAML" }
