@@ -390,7 +390,20 @@ async fn people_and_keys_show_what_the_api_shows_each_role() {
             "a Member sees another's key {prefix}"
         );
     }
-    for action in ["Set role", "Create invitation link", "Create SCIM token"] {
+    for action in [
+        "Set role",
+        "Create invitation link",
+        "Create SCIM token",
+        "Identity providers",
+    ] {
         assert!(!html.contains(action), "{action} shown to a Member");
     }
+    let owner_page = page(&t, "/people", Some(&owner))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        owner_page.contains("Identity providers") && owner_page.contains("No OpenID Provider.")
+    );
 }

@@ -242,11 +242,12 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["role"] == "member" && m["name"] == "Alice Example"),
-        "alice joined through the provider: {members}"
+            .any(|m| m["role"] == "admin" && m["name"] == "Alice Example"),
+        "alice joined through the provider and the Owner made her an Admin: {members}"
     );
     for action in [
         "login.oidc.ok",
+        "member.role.member_to_admin",
         "rollout.promote",
         "rollout.rollback",
         "device.revoke",

@@ -39,7 +39,8 @@ fn origin(state: &AppState, parts: &Parts) -> String {
     request_origin(state, parts)
 }
 
-fn info(record: IdpConfigRecord, origin: &str) -> IdpConfigInfo {
+/// What `GET /v1/org/idp` shows of a configuration.
+pub fn info(record: IdpConfigRecord, origin: &str) -> IdpConfigInfo {
     IdpConfigInfo {
         login_url: format!("{origin}/v1/auth/oidc/{}/start", record.org_id),
         redirect_uri: format!("{origin}{CALLBACK_PATH}"),

@@ -57,7 +57,8 @@ impl SpUrls {
     }
 }
 
-fn info(record: SamlConfigRecord, origin: &str) -> Result<SamlConfigInfo, ApiError> {
+/// What `GET /v1/org/saml` shows of a configuration.
+pub fn info(record: SamlConfigRecord, origin: &str) -> Result<SamlConfigInfo, ApiError> {
     let key = SigningKey::from_der(&record.certificate_der).map_err(|_| ApiError::internal())?;
     let urls = SpUrls::of(origin, &record.org_id);
     Ok(SamlConfigInfo {

@@ -112,17 +112,25 @@ async function signOut() {
 // A form bound to the JSON API: `data-api` is the path, `data-method` the method (POST by
 // default), `data-confirm` the question asked first. Inputs become the JSON body:
 // `data-type="percent"` sends basis points, `data-type="model-version"` (`model@version`) sends
-// `model` and `version`, empty inputs are left out. On success the page reloads to show the new
+// `model` and `version`, `data-type="list"` a list split on commas and spaces, a checkbox
+// `true` or `false`; empty inputs are left out. On success the page reloads to show the new
 // state, except for a form with `data-reveal`: it shows that field of the answer (a secret shown
 // once), prefixed by `data-reveal-prefix` as a link on this origin when given.
 async function submitToApi(form) {
   const question = form.dataset.confirm;
   if (question && !window.confirm(question)) return;
   const body = {};
-  for (const input of form.querySelectorAll('input[name], select[name]')) {
+  for (const input of form.querySelectorAll('input[name], select[name], textarea[name]')) {
+    if (input.type === 'checkbox') {
+      body[input.name] = input.checked;
+      continue;
+    }
     const value = input.value.trim();
     if (value === '') continue;
     switch (input.dataset.type) {
+      case 'list':
+        body[input.name] = value.split(/[\s,]+/).filter(Boolean);
+        break;
       case 'percent':
         body[input.name] = Math.round(Number(value) * 100);
         break;

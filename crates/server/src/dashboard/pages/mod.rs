@@ -7,6 +7,7 @@ pub mod login;
 pub mod models;
 mod paging;
 pub mod people;
+pub mod providers;
 pub mod rollouts;
 pub mod status;
 

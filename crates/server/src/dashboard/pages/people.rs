@@ -241,7 +241,11 @@ fn scim_section(tokens: &[ScimTokenInfo]) -> Markup {
 }
 
 /// `/people`.
-pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
+pub async fn page(
+    State(state): State<AppState>,
+    parts: axum::http::request::Parts,
+    viewer: Viewer,
+) -> Response {
     let caller = || viewer.caller.clone();
     let st = || State(state.clone());
     let found = async {
@@ -259,6 +263,15 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
         Ok(found) => found,
         Err(error) => return super::error_page(&error),
     };
+    let providers = if viewer.may(Permission::RolesGrant) {
+        let origin = crate::auth::request_origin(&state, &parts);
+        match super::providers::load(&state, &viewer.caller.org_id, &origin).await {
+            Ok(providers) => Some(providers),
+            Err(error) => return super::error_page(&error),
+        }
+    } else {
+        None
+    };
     let body = html! {
         p class="note" { "Owner-level changes (roles, SCIM tokens) ask for your passkey again if you have not confirmed it in the last 5 minutes." }
         @if let Listed::Shown(members) = &members { (members_section(members, viewer.may(Permission::RolesGrant))) }
@@ -266,6 +279,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Response {
         @if let Listed::Shown(sessions) = &sessions { (me_section(sessions, &passkeys)) }
         @if let Listed::Shown(keys) = &keys { (keys_section(keys, viewer.may(Permission::KeysWrite))) }
         @if let Listed::Shown(tokens) = &scim { (scim_section(tokens)) }
+        @if let Some(providers) = &providers { (super::providers::section(providers)) }
     };
     layout::page(&viewer, "People & keys", "/people", body).into_response()
 }
