@@ -35,6 +35,7 @@ pub mod dashboard;
 pub mod data_dir;
 pub mod desired;
 pub mod error;
+pub mod fleet_history;
 pub mod identity;
 pub mod net;
 pub mod ratelimit;

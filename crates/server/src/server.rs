@@ -44,6 +44,7 @@ impl Server {
         let desired_state_key = dir.load_or_create_desired_state_key()?;
         let artifacts = ArtifactStore::open(dir.artifacts())?;
         let retention = config.telemetry_retention_secs;
+        let online_window = config.online_window_secs;
         let limits = config.connections;
         let tracker = Arc::new(ConnectionTracker::new(limits.connection_cap()));
         let idp_http = crate::identity::oidc::IdpHttp::new(&config.idp_extra_roots)?;
@@ -57,7 +58,12 @@ impl Server {
         );
         let app = router(state);
         let (stop_tx, stop_rx) = watch::channel(false);
-        tokio::spawn(purge_loop(Arc::clone(&storage), retention, stop_rx.clone()));
+        tokio::spawn(housekeeping(
+            Arc::clone(&storage),
+            retention,
+            online_window,
+            stop_rx.clone(),
+        ));
         let task = tokio::spawn(crate::net::accept_loop(
             listener,
             tls,
@@ -78,24 +84,34 @@ impl Server {
     }
 }
 
-/// How often telemetry past its retention is deleted.
-const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How often the housekeeping runs: telemetry past its retention is deleted and every org's
+/// device counts are recorded ([`crate::fleet_history`]).
+const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-async fn purge_loop(
+async fn housekeeping(
     storage: Arc<dyn Storage>,
     retention_secs: i64,
+    online_window: i64,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let storage = Arc::clone(&storage);
-        let before = crate::now() - retention_secs;
-        match tokio::task::spawn_blocking(move || storage.purge_telemetry(before)).await {
-            Ok(Ok(rows)) => tracing::debug!(rows, "telemetry past retention deleted"),
-            Ok(Err(err)) => tracing::warn!(error = %err, "telemetry purge failed"),
-            Err(_) => tracing::warn!("telemetry purge task failed"),
+        let now = crate::now();
+        let work = move || {
+            let rows = storage.purge_telemetry(now - retention_secs)?;
+            let orgs =
+                crate::fleet_history::record_snapshots(storage.as_ref(), online_window, now)?;
+            Ok::<_, crate::storage::StorageError>((rows, orgs))
+        };
+        match tokio::task::spawn_blocking(work).await {
+            Ok(Ok((rows, orgs))) => {
+                tracing::debug!(rows, orgs, "telemetry purged, fleet counts recorded");
+            }
+            Ok(Err(err)) => tracing::warn!(error = %err, "housekeeping failed"),
+            Err(_) => tracing::warn!("housekeeping task failed"),
         }
         tokio::select! {
-            _ = tokio::time::sleep(PURGE_INTERVAL) => {}
+            _ = tokio::time::sleep(HOUSEKEEPING_INTERVAL) => {}
             _ = stop.changed() => break,
         }
     }

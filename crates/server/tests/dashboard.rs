@@ -9,6 +9,7 @@ use common::people::Person;
 use common::{TestServer, publisher_key};
 use edgekeep_protocol::api::Role;
 use edgekeep_protocol::people::SESSION_COOKIE;
+use edgekeep_server::storage::FleetStorage as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -125,6 +126,30 @@ async fn the_fleet_page_shows_the_sessions_org_only() {
     );
     assert!(html.contains("name=\"csrf-token\""));
     assert!(html.contains("Org A") && html.contains("member"));
+
+    // The hourly counts, recorded as the housekeeping does, draw the devices over time.
+    let storage = t.server.storage();
+    let now = common::now();
+    for hours_ago in [2, 1] {
+        edgekeep_server::fleet_history::record_snapshots(
+            storage.as_ref(),
+            900,
+            now - hours_ago * 3600,
+        )
+        .unwrap();
+    }
+    let html = page(&t, "/fleet", Some(&member))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<svg class=\"timeline\""), "{html}");
+    // The server's housekeeping recorded one at start (no device then), and the two here.
+    let history = storage.fleet_snapshots(&t.org_id, 0).unwrap();
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(history.iter().all(|(at, _)| at % 3600 == 0));
+    assert_eq!(history[0].1.enrolled, 3, "{history:?}");
+    assert_eq!(history[2].1.enrolled, 0, "{history:?}");
 
     // Org B's person sees org B only.
     let org_b =

@@ -9,8 +9,7 @@ use axum::extract::State;
 use edgekeep_protocol::api::Permission;
 use edgekeep_protocol::artifact::SemVer;
 use edgekeep_protocol::fleet::{
-    DeviceCounts, DeviceStatus, FleetHealth, LatencySummary, ModelVersionHealth, QualitySummary,
-    SdkVersionCount,
+    DeviceStatus, FleetHealth, LatencySummary, ModelVersionHealth, QualitySummary, SdkVersionCount,
 };
 use edgekeep_protocol::telemetry::LATENCY_BUCKETS;
 
@@ -18,11 +17,6 @@ use super::AppState;
 use super::rollouts::rollout_infos;
 use crate::auth::ApiCaller;
 use crate::error::ApiError;
-use crate::storage::DeviceStatusRecord;
-
-fn is_online(record: &DeviceStatusRecord, now: i64, window: i64) -> bool {
-    record.last_seen_at.is_some_and(|at| now - at <= window)
-}
 
 /// Every device of the org with its last reported status.
 #[utoipa::path(get, path = "/v1/fleet/devices", tag = "fleet", security(("api_key" = [])), responses((status = 200, body = [DeviceStatus])))]
@@ -39,7 +33,7 @@ pub async fn devices(
         records
             .into_iter()
             .map(|r| DeviceStatus {
-                online: is_online(&r, now, window),
+                online: crate::fleet_history::is_online(&r, now, window),
                 device_id: r.device_id,
                 device_group: r.device_group,
                 last_seen_at: r.last_seen_at,
@@ -79,13 +73,10 @@ pub async fn fleet_health(state: &AppState, org_id: &str) -> Result<FleetHealth,
         })
         .await?;
 
-    let mut devices = DeviceCounts::default();
+    let devices = crate::fleet_history::device_counts(&records, now, window);
     let mut sdk: BTreeMap<SemVer, u64> = BTreeMap::new();
     let mut active: BTreeMap<(String, u64), u64> = BTreeMap::new();
     for record in records.iter().filter(|r| !r.revoked) {
-        devices.enrolled += 1;
-        devices.online += u64::from(is_online(record, now, window));
-        devices.never_seen += u64::from(record.last_seen_at.is_none());
         if let Some(version) = record.sdk_version {
             *sdk.entry(version).or_default() += 1;
         }

@@ -33,6 +33,47 @@ pub fn histogram(label: &str, labels: &[String], counts: &[u64]) -> Markup {
     }
 }
 
+/// A series of a timeline: its name, its CSS class and its values (one per point in time).
+pub struct Series<'a> {
+    /// What it counts.
+    pub name: &'a str,
+    /// Its class (`l-online`).
+    pub class: &'a str,
+    /// Values, aligned with the timeline's times.
+    pub values: Vec<u64>,
+}
+
+/// Lines over time: `times` (Unix seconds, ascending) on the x axis, each series a polyline.
+pub fn timeline(label: &str, times: &[i64], series: &[Series<'_>]) -> Markup {
+    let first = times.first().copied().unwrap_or(0);
+    let span = (times.last().copied().unwrap_or(0) - first).max(1);
+    let highest = series
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let point = |time: i64, value: u64| {
+        let x = (time - first).unsigned_abs() * WIDTH / span.unsigned_abs();
+        let y = BASELINE - value * (BASELINE - 10) / highest;
+        format!("{x},{y}")
+    };
+    html! {
+        svg class="timeline" viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(label) {
+            title { (label) }
+            line class="axis" x1="0" y1=(BASELINE) x2=(WIDTH) y2=(BASELINE) {}
+            text class="tick" x="0" y=(HEIGHT - 6) { (highest) " max" }
+            @for line in series {
+                polyline class=(line.class) fill="none" points=(
+                    times.iter().zip(&line.values).map(|(t, v)| point(*t, *v)).collect::<Vec<_>>().join(" ")
+                ) {
+                    title { (line.name) }
+                }
+            }
+        }
+    }
+}
+
 /// One segment of a stacked bar: its name, its count and its CSS class (the colour).
 pub struct Segment<'a> {
     /// What it counts.
@@ -83,6 +124,17 @@ mod tests {
         assert!(svg.contains("&lt;b&gt;"), "{svg}");
         let empty = histogram("none", &[], &[]).into_string();
         assert!(empty.contains("aria-label=\"none\""));
+    }
+
+    #[test]
+    fn timelines_span_the_width_and_scale_to_the_highest_value() {
+        let series = [Series {
+            name: "enrolled",
+            class: "l-enrolled",
+            values: vec![2, 4],
+        }];
+        let svg = timeline("devices", &[100, 200], &series).into_string();
+        assert!(svg.contains("points=\"0,55 480,10\""), "{svg}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Records and storage calls of the model registry, rollouts, device status and telemetry.
 
 use edgekeep_protocol::artifact::SemVer;
+use edgekeep_protocol::fleet::DeviceCounts;
 use edgekeep_protocol::rollout::{ProgressState, RolloutStatus};
 use edgekeep_protocol::telemetry::{
     HealthSignal, LATENCY_BUCKETS, ModelRef, QualityMetric, TelemetryAck, TelemetryBatch,
@@ -93,6 +94,9 @@ pub struct DeviceStatusRecord {
     /// Last health.
     pub health: Option<HealthSignal>,
 }
+
+/// How long device-count snapshots are kept, seconds (90 days).
+pub const FLEET_HISTORY_SECS: i64 = 90 * 86_400;
 
 /// A change of a rollout's percentage and status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +251,20 @@ pub trait FleetStorage {
     fn device_statuses(&self, org_id: &str) -> Result<Vec<DeviceStatusRecord>, StorageError>;
     /// Latency and quality aggregated since `since`.
     fn telemetry_window(&self, org_id: &str, since: i64) -> Result<TelemetryWindow, StorageError>;
+    /// Records the org's device counts at `at` (and forgets snapshots older than
+    /// [`FLEET_HISTORY_SECS`]).
+    fn record_fleet_snapshot(
+        &self,
+        org_id: &str,
+        at: i64,
+        counts: &DeviceCounts,
+    ) -> Result<(), StorageError>;
+    /// The org's device counts recorded since `since`, oldest first.
+    fn fleet_snapshots(
+        &self,
+        org_id: &str,
+        since: i64,
+    ) -> Result<Vec<(i64, DeviceCounts)>, StorageError>;
     /// When the last telemetry batch of any org was accepted (for the public status page: a
     /// time, nothing about whose).
     fn last_ingest_at(&self) -> Result<Option<i64>, StorageError>;

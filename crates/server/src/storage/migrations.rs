@@ -315,6 +315,14 @@ CREATE TABLE scim_group_members (
 CREATE INDEX scim_group_members_user ON scim_group_members(user_id);
 "#,
     r#"
+CREATE TABLE fleet_snapshots (
+    org_id TEXT NOT NULL REFERENCES orgs(id),
+    at INTEGER NOT NULL,
+    enrolled INTEGER NOT NULL,
+    online INTEGER NOT NULL,
+    never_seen INTEGER NOT NULL,
+    PRIMARY KEY (org_id, at)
+);
 CREATE TABLE identity_links (
     org_id TEXT NOT NULL REFERENCES orgs(id),
     provider TEXT NOT NULL CHECK (provider IN ('oidc', 'saml')),

@@ -18,8 +18,8 @@ mod sqlite_people;
 mod sqlite_scim;
 
 pub use fleet::{
-    DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
-    RolloutRecord, TelemetryWindow, VersionLatency, VersionQuality,
+    DeviceStatusRecord, FLEET_HISTORY_SECS, FleetStorage, ModelVersionRecord, PublisherKeyRecord,
+    RolloutChange, RolloutRecord, TelemetryWindow, VersionLatency, VersionQuality,
 };
 pub use idp::{IdentityLink, IdpConfigRecord, IdpStorage, SamlConfigRecord};
 pub use people::{

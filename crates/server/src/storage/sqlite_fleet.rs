@@ -1,6 +1,7 @@
 //! [`FleetStorage`] on SQLite.
 
 use edgekeep_protocol::artifact::SemVer;
+use edgekeep_protocol::fleet::DeviceCounts;
 use edgekeep_protocol::rollout::{ProgressState, RolloutStatus};
 use edgekeep_protocol::telemetry::{
     LATENCY_BUCKETS, ModelRef, QualityMetric, TelemetryAck, TelemetryBatch, TelemetryEvent,
@@ -597,6 +598,55 @@ impl FleetStorage for SqliteStorage {
             })?
             .collect::<Result<_, _>>()?;
         Ok(rows)
+    }
+
+    fn record_fleet_snapshot(
+        &self,
+        org_id: &str,
+        at: i64,
+        counts: &DeviceCounts,
+    ) -> Result<(), StorageError> {
+        let enrolled = i64::try_from(counts.enrolled).unwrap_or(i64::MAX);
+        let online = i64::try_from(counts.online).unwrap_or(i64::MAX);
+        let never_seen = i64::try_from(counts.never_seen).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            tx.execute(
+                "DELETE FROM fleet_snapshots WHERE org_id = ?1 AND at < ?2",
+                params![org_id, at - super::FLEET_HISTORY_SECS],
+            )?;
+            tx.execute(
+                "INSERT INTO fleet_snapshots (org_id, at, enrolled, online, never_seen) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (org_id, at) DO UPDATE SET \
+                 enrolled = excluded.enrolled, online = excluded.online, \
+                 never_seen = excluded.never_seen",
+                params![org_id, at, enrolled, online, never_seen],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn fleet_snapshots(
+        &self,
+        org_id: &str,
+        since: i64,
+    ) -> Result<Vec<(i64, DeviceCounts)>, StorageError> {
+        let conn = self.read();
+        let mut stmt = conn.prepare_cached(
+            "SELECT at, enrolled, online, never_seen FROM fleet_snapshots \
+             WHERE org_id = ?1 AND at >= ?2 ORDER BY at",
+        )?;
+        let rows = stmt.query_map(params![org_id, since], |row| {
+            let count = |i| row.get::<_, i64>(i).map(|v| v.max(0).unsigned_abs());
+            Ok((
+                row.get(0)?,
+                DeviceCounts {
+                    enrolled: count(1)?,
+                    online: count(2)?,
+                    never_seen: count(3)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn last_ingest_at(&self) -> Result<Option<i64>, StorageError> {

@@ -139,7 +139,62 @@ fn version_section(version: &ModelVersionHealth) -> Markup {
     }
 }
 
-fn body(health: &FleetHealth, buckets: &HealthBuckets, may_enroll: bool) -> Markup {
+/// The devices over the recorded history: enrolled, online and never seen, with the same
+/// figures as a table.
+fn history_section(history: &[(i64, edgekeep_protocol::fleet::DeviceCounts)]) -> Markup {
+    let times: Vec<i64> = history.iter().map(|(at, _)| *at).collect();
+    let series = [
+        charts::Series {
+            name: "enrolled",
+            class: "l-enrolled",
+            values: history.iter().map(|(_, c)| c.enrolled).collect(),
+        },
+        charts::Series {
+            name: "online",
+            class: "l-online",
+            values: history.iter().map(|(_, c)| c.online).collect(),
+        },
+        charts::Series {
+            name: "never seen",
+            class: "l-never",
+            values: history.iter().map(|(_, c)| c.never_seen).collect(),
+        },
+    ];
+    let now = crate::now();
+    html! {
+        section aria-labelledby="history" {
+            h2 id="history" { "Devices over time" }
+            @if history.len() < 2 {
+                p class="empty" { "The server records the counts every hour; the chart appears after two records." }
+            } @else {
+                (charts::timeline("Devices enrolled, online and never seen over time", &times, &series))
+                p class="legend" {
+                    span class="key l-enrolled" { "enrolled" } " "
+                    span class="key l-online" { "online" } " "
+                    span class="key l-never" { "never seen" }
+                }
+                details {
+                    summary { "The figures" }
+                    table {
+                        thead { tr { th scope="col" { "When" } th scope="col" { "Enrolled" } th scope="col" { "Online" } th scope="col" { "Never seen" } } }
+                        tbody {
+                            @for (at, counts) in history.iter().rev() {
+                                tr { th scope="row" { (ago(now - at)) } td { (counts.enrolled) } td { (counts.online) } td { (counts.never_seen) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn body(
+    health: &FleetHealth,
+    buckets: &HealthBuckets,
+    history: &[(i64, edgekeep_protocol::fleet::DeviceCounts)],
+    may_enroll: bool,
+) -> Markup {
     let devices = &health.devices;
     html! {
         section aria-labelledby="devices" {
@@ -161,6 +216,7 @@ fn body(health: &FleetHealth, buckets: &HealthBuckets, may_enroll: bool) -> Mark
                 }
             }
         }
+        @if devices.enrolled > 0 { (history_section(history)) }
         @if !health.sdk_versions.is_empty() {
             section aria-labelledby="sdk" {
                 h2 id="sdk" { "SDK versions" }
@@ -206,9 +262,13 @@ pub async fn page(
         return super::error_page(&error);
     }
     let org_id = viewer.caller.org_id.clone();
-    let (health, buckets) = match tokio::try_join!(
+    let since = crate::now() - 30 * 86_400;
+    let history_org = org_id.clone();
+    let history = state.blocking(move |s| s.fleet_snapshots(&history_org, since));
+    let (health, buckets, history) = match tokio::try_join!(
         crate::api::fleet::fleet_health(&state, &org_id),
-        health_buckets(&state, &org_id)
+        health_buckets(&state, &org_id),
+        history,
     ) {
         Ok(found) => found,
         Err(error) => return super::error_page(&error),
@@ -218,7 +278,7 @@ pub async fn page(
         &viewer,
         "Fleet",
         "/fleet",
-        body(&health, &buckets, may_enroll),
+        body(&health, &buckets, &history, may_enroll),
     )
     .into_response()
 }
