@@ -9,7 +9,6 @@ use common::people::Person;
 use common::{TestServer, publisher_key};
 use edgekeep_protocol::api::Role;
 use edgekeep_protocol::people::SESSION_COOKIE;
-use edgekeep_server::storage::FleetStorage as _;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
