@@ -74,7 +74,7 @@ async fn seed_device(
         .error_for_status()?
         .json()
         .await?;
-    if index % 10 != 0 {
+    if !index.is_multiple_of(10) {
         return Ok(());
     }
     let access = enrolled["credentials"]["access_token"]
