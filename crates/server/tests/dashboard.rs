@@ -129,7 +129,7 @@ async fn the_fleet_page_shows_the_sessions_org_only() {
     // The hourly counts, recorded as the housekeeping does, draw the devices over time.
     let storage = t.server.storage();
     let now = common::now();
-    for hours_ago in [2, 1] {
+    for hours_ago in [3, 2] {
         edgekeep_server::fleet_history::record_snapshots(
             storage.as_ref(),
             900,
