@@ -278,6 +278,13 @@ fn report(name: &str, count: usize, elapsed: Duration, mut latencies: Vec<Durati
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let data = tempfile::tempdir()?;
     let created = edgekeep_server::init(data.path(), "loadgen")?;
     let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse()?);

@@ -44,8 +44,11 @@ impl ApiError {
         Self::new(ErrorCode::Forbidden, message)
     }
 
-    /// `internal`.
+    /// `internal`. Logs where it was raised (the source location only: nothing of the request),
+    /// so an operator can find the cause of a 500 the client sees only as `internal error`.
+    #[track_caller]
     pub fn internal() -> Self {
+        tracing::error!(at = %std::panic::Location::caller(), "internal error");
         Self::new(ErrorCode::Internal, "internal error")
     }
 }
@@ -115,7 +118,7 @@ impl From<StorageError> for ApiError {
         match err {
             StorageError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
             other => {
-                tracing::error!(error = %other, "storage failure");
+                tracing::error!(error = ?other, "storage failure");
                 Self::internal()
             }
         }

@@ -6,7 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use edgekeep_protocol::api::{AuditEntry, Permission, Role};
 use rusqlite::types::Type;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params,
+};
 
 use super::{
     ApiKeyRecord, AuditEvent, AuditHead, BootstrapRecord, DeviceRecord, DeviceTokenKind,
@@ -79,12 +81,19 @@ impl SqliteStorage {
         lock(&self.readers[index])
     }
 
+    /// Runs `body` in one write transaction.
+    ///
+    /// The transaction is `IMMEDIATE`: it takes the WAL write lock when it begins, where SQLite
+    /// waits (the busy timeout) for a reader that holds it for a moment while it checks the WAL
+    /// header. A deferred transaction would take it at its first write, after its first read,
+    /// where SQLite does not wait and answers `SQLITE_BUSY` at once (a rare `database is
+    /// locked` under load, seen by the loadgen example with 32 clients).
     pub(super) fn write<T>(
         &self,
         body: impl FnOnce(&Transaction<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = body(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -833,5 +842,33 @@ impl Storage for SqliteStorage {
                 },
             )
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another holder of the write lock (in service, a reader checking the WAL header) makes a
+    /// write that has already read wait for it, not fail with `database is locked`.
+    #[test]
+    fn a_write_that_reads_first_waits_for_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let storage = SqliteStorage::open(&path, 1, AuditKey::derive(&[1; 32])).unwrap();
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        let written = storage.write(|tx| {
+            let tables: i64 =
+                tx.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?;
+            tx.execute_batch("CREATE TABLE probe(x); INSERT INTO probe VALUES (1)")?;
+            Ok(tables)
+        });
+        release.join().unwrap();
+        assert!(written.is_ok_and(|tables| tables > 0));
     }
 }

@@ -91,11 +91,25 @@ impl Provider {
             .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
             .spawn()
             .unwrap();
-        let mut line = String::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        stdout.read_line(&mut line).unwrap();
-        // Keep draining: a closed pipe would end the provider at its next write.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let (ready, first_line) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let _ = ready.send(line);
+            // Keep draining: a closed pipe would end the provider at its next write.
+            std::io::copy(&mut stdout, &mut std::io::sink())
+        });
+        // A provider that does not start fails the test instead of hanging it.
+        let line = first_line
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "the OIDC fixture did not start within 60 s: {}",
+                    std::fs::read_to_string(dir.path().join("stderr.txt")).unwrap_or_default()
+                )
+            });
         let issuer = line
             .strip_prefix("READY ")
             .unwrap_or_else(|| panic!("the OIDC fixture did not start: {line:?}"))
