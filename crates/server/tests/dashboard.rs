@@ -431,3 +431,129 @@ async fn people_and_keys_show_what_the_api_shows_each_role() {
         owner_page.contains("Identity providers") && owner_page.contains("No OpenID Provider.")
     );
 }
+
+#[tokio::test]
+async fn long_member_and_key_lists_page_each_on_its_own() {
+    let t = TestServer::start().await;
+    let owner_key = t.owner_key.clone();
+    let owner = t.person(&owner_key, Role::Owner, false).await;
+    for n in 0..55 {
+        let (status, _) = t
+            .call(
+                Method::POST,
+                "/v1/members",
+                &owner_key,
+                Some(json!({"name": format!("person-{n:02}"), "role": "member"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = t
+            .call(
+                Method::POST,
+                "/v1/api-keys",
+                &owner_key,
+                Some(json!({"name": format!("key-{n:02}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let shown = |html: &str, prefix: &str| -> Vec<String> {
+        (0..55)
+            .map(|n| format!("{prefix}-{n:02}<"))
+            .filter(|name| html.contains(name.as_str()))
+            .collect()
+    };
+    let first = page(&t, "/people", Some(&owner))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(first.contains("aria-label=\"Pages of members\""), "{first}");
+    assert!(first.contains("aria-label=\"Pages of API keys\""));
+    assert!(first.contains("href=\"/people?members_page=2#members\""));
+    let (members_1, keys_1) = (shown(&first, "person"), shown(&first, "key"));
+    assert!(members_1.len() <= 50 && keys_1.len() <= 50);
+
+    // The members' second page keeps the keys on their first.
+    let second = page(&t, "/people?members_page=2", Some(&owner))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let members_2 = shown(&second, "person");
+    assert!(!members_2.is_empty());
+    assert!(members_2.iter().all(|name| !members_1.contains(name)));
+    assert_eq!(members_1.len() + members_2.len(), 55);
+    assert_eq!(shown(&second, "key"), keys_1);
+    assert!(second.contains("href=\"/people?members_page=2&amp;keys_page=2#api-keys\""));
+
+    let keys_2 = shown(
+        &page(&t, "/people?keys_page=2", Some(&owner))
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "key",
+    );
+    assert_eq!(keys_1.len() + keys_2.len(), 55);
+    assert!(keys_2.iter().all(|name| !keys_1.contains(name)));
+}
+
+#[tokio::test]
+async fn passkeys_are_renamed_and_removed_from_the_page_but_never_the_last() {
+    let t = TestServer::start().await;
+    let owner = t.person(&t.owner_key.clone(), Role::Owner, false).await;
+    let people = || async {
+        page(&t, "/people", Some(&owner))
+            .await
+            .text()
+            .await
+            .unwrap()
+    };
+    let html = people().await;
+    assert!(
+        html.contains("No passkey yet") && html.contains("Add a passkey"),
+        "{html}"
+    );
+
+    let storage = t.server.storage();
+    let add = |id: &str, name: &str| {
+        let record = edgekeep_server::storage::PasskeyRecord {
+            id: id.to_owned(),
+            user_id: owner.user_id.clone(),
+            name: name.to_owned(),
+            passkey_json: "{}".to_owned(),
+            created_at: common::now(),
+            last_used_at: None,
+        };
+        let audit = edgekeep_server::storage::AuditEvent {
+            org_id: owner.org_id.clone(),
+            actor: format!("user:{}", owner.user_id),
+            action: "passkey.add".to_owned(),
+            target: format!("passkey:{id}"),
+            outcome: "ok".to_owned(),
+            request_id: "test".to_owned(),
+            at: common::now(),
+        };
+        storage.insert_passkey(&record, &audit).unwrap();
+    };
+    add("cred-one", "laptop");
+    let html = people().await;
+    assert!(
+        html.contains("aria-label=\"Rename laptop\"")
+            && html.contains("data-api=\"/v1/me/passkeys/cred-one\" data-method=\"PATCH\"")
+    );
+    assert!(
+        html.contains("Your only passkey cannot be removed")
+            && !html.contains("aria-label=\"Remove "),
+        "the only passkey is offered for removal: {html}"
+    );
+
+    add("cred-two", "phone");
+    let html = people().await;
+    assert!(
+        html.contains("aria-label=\"Remove laptop\"")
+            && html.contains("aria-label=\"Remove phone\"")
+    );
+    assert!(!html.contains("Your only passkey cannot be removed"));
+}

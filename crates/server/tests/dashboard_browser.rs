@@ -4,13 +4,14 @@
 //! authenticator, signs out and in again; every page carries the CSP, the console shows no CSP
 //! violation, and axe-core finds no serious or critical accessibility violation. The Owner
 //! promotes and rolls back a rollout, revokes a device and rotates an API key (its new secret
-//! shown once) from the pages, verifies the audit
-//! chain, and the API and the audit trail show what was done. A write without the CSRF token
-//! does not sign the Owner out (cross-site posts are refused by the same check, tested over
-//! HTTP in `sessions.rs`). An invited person signs in through
-//! the real OpenID Provider (the OIDC fixture) and lands on the dashboard as a Member.
-//! Screenshots of
-//! every page go to `target/dashboard-screenshots/`.
+//! shown once) from the pages, verifies the audit chain, and the API and the audit trail show
+//! what was done. An invited person signs in through the real OpenID Provider (the OIDC
+//! fixture) as a Member: she is offered no Admin action and the API refuses the one she sends
+//! by hand. The Owner of org A types org B's ids into URLs and sees nothing of B; a form on
+//! another site posting to the API, and a write without the CSRF token, are refused and end
+//! nothing. With a step-up window of 1 s, Owner-level changes ask for the passkey again; the
+//! Owner adds a passkey, renames and removes the first, cannot remove the last, and the removed
+//! one no longer signs in. Screenshots of every page go to `target/dashboard-screenshots/`.
 //!
 //! Skipped with a message only when chromium, node or the fixture's packages are missing and
 //! `EDGEKEEP_REQUIRE_BROWSER` is unset; scripts/test (and so CI) sets it.
@@ -58,10 +59,13 @@ const DEADLINE: std::time::Duration = std::time::Duration::from_secs(150);
 
 /// Runs the browser script, killing it past [`DEADLINE`] so a stuck browser fails the test
 /// with the steps it reached (on stderr) instead of hanging it.
-fn run_with_deadline(config: Value) -> std::process::Output {
+/// `ca` is the server's CA certificate file: the script's own requests (Playwright's
+/// `route.fetch`) trust it through `NODE_EXTRA_CA_CERTS`, as the browser trusts the server's key.
+fn run_with_deadline(config: Value, ca: &std::path::Path) -> std::process::Output {
     let mut child = Command::new("node")
         .arg(fixture_dir().join("dashboard.mjs"))
         .env("EDGEKEEP_BROWSER_TEST", config.to_string())
+        .env("NODE_EXTRA_CA_CERTS", ca)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -105,6 +109,8 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         config.listen = format!("127.0.0.1:{port}").parse().unwrap();
         config.public_url = Some(origin.clone());
         config.idp_extra_roots = vec![provider_ca];
+        // Owner-level changes ask for a step-up once a second has passed since the last one.
+        config.sessions.step_up_window = std::time::Duration::from_secs(1);
     })
     .await;
     // Devices sign their proofs for the public URL: call the server by that name too.
@@ -134,6 +140,16 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         assert_eq!(sent.status(), StatusCode::OK);
     }
     let device = devices.remove(0);
+    // Org B, whose ids org A's Owner will type into URLs.
+    let other = t.server.create_org("Org B").await.unwrap();
+    let other_publisher = publisher_key();
+    t.register_publisher(&other.owner_api_key, &other_publisher)
+        .await;
+    t.publish(&other.owner_api_key, &other_publisher, "kws", 1, b"b1")
+        .await;
+    let other_rollout = t.rollout(&other.owner_api_key, "kws", 1, None, 1_000).await;
+    let bootstrap = t.bootstrap(&other.owner_api_key, None).await;
+    let other_device = t.enroll(&other.org_id, &bootstrap).await;
     let (status, key) = t
         .call(
             Method::POST,
@@ -166,12 +182,18 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         "issuer": provider.issuer,
         "org_id": t.org_id,
         "device": device.id,
+        "rollout": rollout.id,
+        "other_device": other_device.id,
+        "other_rollout": other_rollout.id,
         "base": origin,
         "invitation": t.owner_invitation,
         "screenshots": screenshots(),
         "chromium": chromium(),
     });
-    let browser = tokio::task::spawn_blocking(move || run_with_deadline(config))
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca, t.server.ca_cert_pem().unwrap()).unwrap();
+    let browser = tokio::task::spawn_blocking(move || run_with_deadline(config, &ca))
         .await
         .unwrap();
     let stdout = String::from_utf8_lossy(&browser.stdout);
@@ -181,11 +203,17 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
         .and_then(|line| serde_json::from_str(line).ok())
         .unwrap_or_else(|| {
             panic!(
-                "the browser test printed no report:\n{stdout}\n{}",
+                "the browser test printed no report ({:?}):\n{stdout}\n{}",
+                browser.status,
                 String::from_utf8_lossy(&browser.stderr)
             )
         });
-    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(
+        report["ok"],
+        true,
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
     assert!(browser.status.success());
     let pages: Vec<&str> = report["pages"]
         .as_array()
@@ -264,7 +292,44 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
             .any(|m| m["role"] == "admin" && m["name"] == "Alice Example"),
         "alice joined through the provider and the Owner made her an Admin: {members}"
     );
+    // Nothing of org B changed, and the cross-site post made no key.
+    let (_, b_device) = t
+        .call(
+            Method::GET,
+            &format!("/v1/devices/{}", other_device.id),
+            &other.owner_api_key,
+            None,
+        )
+        .await;
+    assert!(b_device["revoked_at"].is_null(), "{b_device}");
+    let (_, b_rollout) = t
+        .call(
+            Method::GET,
+            &format!("/v1/rollouts/{}", other_rollout.id),
+            &other.owner_api_key,
+            None,
+        )
+        .await;
+    assert_eq!(b_rollout["status"], "active", "{b_rollout}");
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["name"] != "forged"),
+        "{keys}"
+    );
+    assert!(
+        [401, 403].contains(&report["cross_site_status"].as_u64().unwrap_or(0)),
+        "{report}"
+    );
+    assert!(
+        actions.iter().filter(|a| *a == "session.step_up").count() >= 2,
+        "setting a role and adding a passkey each asked for a step-up: {actions:?}"
+    );
     for action in [
+        "passkey.add",
+        "passkey.rename",
+        "passkey.remove",
         "login.oidc.ok",
         "member.role.member_to_admin",
         "rollout.promote",
@@ -283,8 +348,8 @@ async fn an_owner_signs_up_with_a_passkey_signs_out_and_in_under_the_csp() {
     );
     assert_eq!(
         actions.iter().filter(|a| *a == "session.logout").count(),
-        1,
-        "only the Owner's own sign-out ended a session: {actions:?}"
+        2,
+        "only the Owner's own two sign-outs ended a session: {actions:?}"
     );
     assert!(
         actions.iter().any(|a| a == "session.csrf.rejected"),

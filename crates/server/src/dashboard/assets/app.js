@@ -95,6 +95,21 @@ async function acceptInvitation(form) {
   window.location.assign('/fleet');
 }
 
+// Another passkey for the signed-in person (a step-up first when the last one is old).
+async function addPasskey(form) {
+  if (!supportsPasskeys()) throw new Error('this browser cannot use passkeys');
+  const started = await callStepped('POST', '/v1/me/passkeys/begin', {});
+  const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(started.options.publicKey);
+  const credential = await navigator.credentials.create({ publicKey });
+  const name = new FormData(form).get('name')?.trim();
+  await call('POST', '/v1/me/passkeys/finish', {
+    ceremony: started.ceremony,
+    response: credential.toJSON(),
+    ...(name ? { name } : {}),
+  });
+  window.location.reload();
+}
+
 function signInThroughProvider(form, provider) {
   const data = new FormData(form);
   const start = new URL(`/v1/auth/${provider}/${encodeURIComponent(data.get('org_id'))}/start`,
@@ -186,6 +201,9 @@ function bind() {
   }
   for (const form of document.querySelectorAll('form[data-action="accept-invitation"]')) {
     form.addEventListener('submit', guarded(() => acceptInvitation(form)));
+  }
+  for (const form of document.querySelectorAll('form[data-action="add-passkey"]')) {
+    form.addEventListener('submit', guarded(() => addPasskey(form)));
   }
   for (const form of document.querySelectorAll('form[data-api]')) {
     form.addEventListener('submit', guarded(() => submitToApi(form)));

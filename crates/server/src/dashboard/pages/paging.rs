@@ -17,19 +17,63 @@ pub fn slice<T>(items: &[T], page: usize) -> (&[T], usize, usize) {
 
 /// "Page 2 of 5" with previous and next links; `query` is the rest of the query string.
 pub fn links(path: &str, query: &str, page: usize, pages: usize) -> Markup {
+    links_of(&Pager::whole(path), query, page, pages)
+}
+
+/// Which list of a page a set of links moves through: a page with one list pages it with
+/// `page`; a page with several gives each its own parameter, and a fragment that brings the
+/// reader back to that list.
+pub struct Pager<'a> {
+    /// The page's path.
+    pub path: &'a str,
+    /// The query parameter holding this list's page number.
+    pub param: &'a str,
+    /// The id of the list's section (the links end in `#section`), or empty.
+    pub section: &'a str,
+    /// What the navigation is called (for screen readers).
+    pub label: &'a str,
+}
+
+impl<'a> Pager<'a> {
+    /// The one list of the page at `path`.
+    pub fn whole(path: &'a str) -> Self {
+        Self {
+            path,
+            param: "page",
+            section: "",
+            label: "Pages of the list",
+        }
+    }
+
+    /// The page number this list shows, from `query` (1 when absent or unreadable).
+    pub fn current(&self, query: &str) -> usize {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == self.param)
+            .and_then(|(_, value)| value.parse().ok())
+            .unwrap_or(1)
+    }
+}
+
+/// [`links`] for one of several lists of a page.
+pub fn links_of(pager: &Pager<'_>, query: &str, page: usize, pages: usize) -> Markup {
     let href = |to: usize| {
         let mut serializer = url::form_urlencoded::Serializer::new(String::new());
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
-            if key != "page" {
+            if key != pager.param {
                 serializer.append_pair(&key, &value);
             }
         }
-        serializer.append_pair("page", &to.to_string());
-        format!("{path}?{}", serializer.finish())
+        serializer.append_pair(pager.param, &to.to_string());
+        let fragment = if pager.section.is_empty() {
+            String::new()
+        } else {
+            format!("#{}", pager.section)
+        };
+        format!("{}?{}{fragment}", pager.path, serializer.finish())
     };
     html! {
         @if pages > 1 {
-            nav class="pages" aria-label="Pages of the list" {
+            nav class="pages" aria-label=(pager.label) {
                 @if page > 1 { a href=(href(page - 1)) rel="prev" { "Previous" } }
                 span { "Page " (page) " of " (pages) }
                 @if page < pages { a href=(href(page + 1)) rel="next" { "Next" } }
@@ -58,5 +102,23 @@ mod tests {
             html.contains("href=\"/devices?group=eu&amp;page=3\""),
             "{html}"
         );
+    }
+
+    #[test]
+    fn each_list_of_a_page_keeps_its_own_page_and_the_others() {
+        let pager = Pager {
+            path: "/people",
+            param: "keys_page",
+            section: "api-keys",
+            label: "Pages of API keys",
+        };
+        assert_eq!(pager.current("members_page=3&keys_page=2"), 2);
+        assert_eq!(pager.current("members_page=3&keys_page=x"), 1);
+        let html = links_of(&pager, "members_page=3&keys_page=2", 2, 3).into_string();
+        assert!(
+            html.contains("href=\"/people?members_page=3&amp;keys_page=3#api-keys\""),
+            "{html}"
+        );
+        assert!(html.contains("aria-label=\"Pages of API keys\""), "{html}");
     }
 }

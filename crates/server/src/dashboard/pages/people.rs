@@ -4,7 +4,7 @@
 //! a Member sees their own keys), and every change is a form the script sends to the API.
 //! Secrets (a new key, a rotated key, an invitation link, a SCIM token) are shown once.
 
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use edgekeep_protocol::api::{ApiKeyInfo, MemberInfo, Permission, Role};
 use edgekeep_protocol::people::{InvitationInfo, PasskeyInfo, SessionInfo};
@@ -13,6 +13,7 @@ use maud::{Markup, html};
 
 use crate::api::AppState;
 use crate::dashboard::layout;
+use crate::dashboard::pages::paging::{self, Pager};
 use crate::dashboard::viewer::Viewer;
 
 /// What a list the viewer may not see shows instead.
@@ -36,7 +37,22 @@ fn at(when: i64) -> String {
     super::fleet::ago(crate::now() - when)
 }
 
-fn members_section(members: &[MemberInfo], may_grant: bool) -> Markup {
+const MEMBERS: Pager<'static> = Pager {
+    path: "/people",
+    param: "members_page",
+    section: "members",
+    label: "Pages of members",
+};
+
+const KEYS: Pager<'static> = Pager {
+    path: "/people",
+    param: "keys_page",
+    section: "api-keys",
+    label: "Pages of API keys",
+};
+
+fn members_section(members: &[MemberInfo], may_grant: bool, query: &str) -> Markup {
+    let (members, page, pages) = paging::slice(members, MEMBERS.current(query));
     html! {
         section aria-labelledby="members" {
             h2 id="members" { "Members" }
@@ -67,6 +83,7 @@ fn members_section(members: &[MemberInfo], may_grant: bool) -> Markup {
                     }
                 }
             }
+            (paging::links_of(&MEMBERS, query, page, pages))
         }
     }
 }
@@ -122,8 +139,9 @@ fn invitations_section(invitations: &[InvitationInfo], may_invite: bool) -> Mark
     }
 }
 
-fn keys_section(keys: &[ApiKeyInfo], may_write: bool) -> Markup {
+fn keys_section(keys: &[ApiKeyInfo], may_write: bool, query: &str) -> Markup {
     let live: Vec<&ApiKeyInfo> = keys.iter().filter(|k| k.revoked_at.is_none()).collect();
+    let (shown, page, pages) = paging::slice(&live, KEYS.current(query));
     html! {
         section aria-labelledby="api-keys" {
             h2 id="api-keys" { "API keys" }
@@ -134,7 +152,7 @@ fn keys_section(keys: &[ApiKeyInfo], may_write: bool) -> Markup {
                 table class="wide" {
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Created" } th scope="col" { "Expires" } th scope="col" { "" } } }
                     tbody {
-                        @for key in &live {
+                        @for key in shown {
                             tr {
                                 th scope="row" { (key.name) }
                                 td { code { (key.prefix) } }
@@ -159,6 +177,7 @@ fn keys_section(keys: &[ApiKeyInfo], may_write: bool) -> Markup {
                         }
                     }
                 }
+                (paging::links_of(&KEYS, query, page, pages))
             }
             @if may_write {
                 form data-api="/v1/api-keys" data-reveal="secret" {
@@ -197,16 +216,54 @@ fn me_section(sessions: &[SessionInfo], passkeys: &Listed<PasskeyInfo>) -> Marku
                     }
                 }
             }
-            @if let Listed::Shown(passkeys) = passkeys {
-                table class="wide" {
-                    caption { "Your passkeys" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Added" } th scope="col" { "Last used" } } }
-                    tbody {
-                        @for passkey in passkeys {
-                            tr {
-                                th scope="row" { (passkey.name) }
-                                td { (at(passkey.created_at)) }
-                                td { (passkey.last_used_at.map_or_else(|| "never".to_owned(), at)) }
+            @if let Listed::Shown(passkeys) = passkeys { (passkeys_table(passkeys)) }
+        }
+    }
+}
+
+fn passkeys_table(passkeys: &[PasskeyInfo]) -> Markup {
+    let removable = passkeys.len() > 1;
+    html! {
+        @if passkeys.is_empty() {
+            p class="empty" { "No passkey yet: add one to sign in with it." }
+        } @else {
+            (passkeys_rows(passkeys, removable))
+        }
+        @if passkeys.len() == 1 {
+            p class="note" { "Your only passkey cannot be removed: add another first." }
+        }
+        form data-action="add-passkey" {
+            label for="new-passkey-name" { "Name of a new passkey (optional)" }
+            input id="new-passkey-name" name="name" maxlength="100" placeholder="work laptop";
+            div class="buttons" { button type="submit" { "Add a passkey" } }
+        }
+    }
+}
+
+fn passkeys_rows(passkeys: &[PasskeyInfo], removable: bool) -> Markup {
+    html! {
+        table class="wide" {
+            caption { "Your passkeys" }
+            thead { tr { th scope="col" { "Name" } th scope="col" { "Added" } th scope="col" { "Last used" } th scope="col" { "" } } }
+            tbody {
+                @for passkey in passkeys {
+                    tr {
+                        th scope="row" { (passkey.name) }
+                        td { (at(passkey.created_at)) }
+                        td { (passkey.last_used_at.map_or_else(|| "never".to_owned(), at)) }
+                        td {
+                            div class="actions" {
+                                form data-api=(format!("/v1/me/passkeys/{}", passkey.id)) data-method="PATCH" class="inline" {
+                                    label class="visually-hidden" for=(format!("passkey-{}", passkey.id)) { "New name of " (passkey.name) }
+                                    input id=(format!("passkey-{}", passkey.id)) name="name" required maxlength="100" value=(passkey.name);
+                                    button type="submit" aria-label=(format!("Rename {}", passkey.name)) { "Rename" }
+                                }
+                                @if removable {
+                                    form data-api=(format!("/v1/me/passkeys/{}", passkey.id)) data-method="DELETE"
+                                        data-confirm=(format!("Remove the passkey {}? You can no longer sign in with it.", passkey.name)) {
+                                        button type="submit" class="danger" aria-label=(format!("Remove {}", passkey.name)) { "Remove" }
+                                    }
+                                }
                             }
                         }
                     }
@@ -243,9 +300,11 @@ fn scim_section(tokens: &[ScimTokenInfo]) -> Markup {
 /// `/people`.
 pub async fn page(
     State(state): State<AppState>,
+    RawQuery(query): RawQuery,
     parts: axum::http::request::Parts,
     viewer: Viewer,
 ) -> Response {
+    let query = query.unwrap_or_default();
     let caller = || viewer.caller.clone();
     let st = || State(state.clone());
     let found = async {
@@ -274,10 +333,10 @@ pub async fn page(
     };
     let body = html! {
         p class="note" { "Owner-level changes (roles, SCIM tokens) ask for your passkey again if you have not confirmed it in the last 5 minutes." }
-        @if let Listed::Shown(members) = &members { (members_section(members, viewer.may(Permission::RolesGrant))) }
+        @if let Listed::Shown(members) = &members { (members_section(members, viewer.may(Permission::RolesGrant), &query)) }
         @if let Listed::Shown(invitations) = &invitations { (invitations_section(invitations, viewer.may(Permission::MembersWrite))) }
         @if let Listed::Shown(sessions) = &sessions { (me_section(sessions, &passkeys)) }
-        @if let Listed::Shown(keys) = &keys { (keys_section(keys, viewer.may(Permission::KeysWrite))) }
+        @if let Listed::Shown(keys) = &keys { (keys_section(keys, viewer.may(Permission::KeysWrite), &query)) }
         @if let Listed::Shown(tokens) = &scim { (scim_section(tokens)) }
         @if let Some(providers) = &providers { (super::providers::section(providers)) }
     };
