@@ -11,9 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
-use edgekeep_protocol::api::{BootstrapTokenResponse, EnrollRequest};
 use edgekeep_protocol::key_agreement::EphemeralAgreement;
-use edgekeep_protocol::proof::{self, ProofSigner as _, SoftwareDeviceKey};
+use edgekeep_protocol::proof::{self, SoftwareDeviceKey};
 use edgekeep_server::{RateLimits, Server, ServerConfig};
 use serde_json::{Value, json};
 
@@ -29,11 +28,10 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+#[path = "../examples/support/enrollment.rs"]
+mod enrollment;
+
+use enrollment::now;
 
 /// Enrolls one device and, for every tenth, sends a health report.
 async fn seed_device(
@@ -44,42 +42,15 @@ async fn seed_device(
     index: usize,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let group = ["eu", "us", "apac"][index % 3];
-    let minted: BootstrapTokenResponse = client
-        .post(format!("{origin}/v1/bootstrap-tokens"))
-        .bearer_auth(owner_key)
-        .json(&json!({"device_group": group}))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let bootstrap = enrollment::mint_bootstrap(client, origin, owner_key, Some(group)).await?;
     let (key, _) = SoftwareDeviceKey::generate()?;
     let agreement = EphemeralAgreement::generate()?;
-    let url = format!("{origin}/v1/device/enroll");
-    let body = EnrollRequest {
-        org_id: org_id.to_owned(),
-        bootstrap_token: minted.token.clone(),
-        identity_public_key: edgekeep_protocol::b64_encode(&key.public_key()),
-        agreement_public_key: edgekeep_protocol::b64_encode(agreement.public_key()),
-    };
-    let enrolled: Value = client
-        .post(&url)
-        .header(
-            proof::PROOF_HEADER,
-            proof::build_proof(&key, "POST", &url, &minted.token, now())?,
-        )
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let enrolled =
+        enrollment::enroll(client, origin, origin, org_id, &bootstrap, &key, &agreement).await?;
     if !index.is_multiple_of(10) {
         return Ok(());
     }
-    let access = enrolled["credentials"]["access_token"]
-        .as_str()
-        .unwrap_or_default();
+    let access = enrolled.credentials.access_token.as_str();
     let url = format!("{origin}/v1/device/telemetry");
     let batch = json!({"seq": 1, "recorded_at": now(), "events": [
         {"type": "health", "battery_percent": index % 100, "charging": false,

@@ -13,15 +13,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use edgekeep_protocol::api::{BootstrapTokenResponse, EnrollRequest, EnrollResponse};
 use edgekeep_protocol::key_agreement::EphemeralAgreement;
-use edgekeep_protocol::proof::{self, ProofSigner, SoftwareDeviceKey};
+use edgekeep_protocol::proof::{self, SoftwareDeviceKey};
 use edgekeep_server::{RateLimits, Server, ServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 #[path = "../tests/common/authenticator.rs"]
 mod authenticator;
+#[path = "support/enrollment.rs"]
+mod enrollment;
+
+use enrollment::now;
 
 use authenticator::SoftAuthenticator;
 
@@ -251,12 +254,6 @@ fn scim_user(n: u64) -> Value {
         "emails": [{"value": format!("user{n}@example.com"), "primary": true}], "active": true})
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -306,16 +303,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut tokens = Vec::with_capacity(args.enrollments);
     for _ in 0..args.enrollments {
-        let minted: BootstrapTokenResponse = client
-            .post(format!("{base}/v1/bootstrap-tokens"))
-            .bearer_auth(&owner_key)
-            .json(&serde_json::json!({}))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        tokens.push(minted.token);
+        tokens.push(
+            enrollment::mint_bootstrap(&client, &base, &owner_key, None)
+                .await
+                .map_err(|e| -> Box<dyn std::error::Error> { e })?,
+        );
     }
 
     let queue = Arc::new(Mutex::new(tokens));
@@ -339,30 +331,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 };
                 let (key, _) = SoftwareDeviceKey::generate().expect("key");
                 let agreement = EphemeralAgreement::generate().expect("agreement");
-                let url = format!("{base}/v1/device/enroll");
                 let began = Instant::now();
-                let htu = format!("{ORIGIN}/v1/device/enroll");
-                let proof =
-                    proof::build_proof(&key, "POST", &htu, &bootstrap, now()).expect("proof");
-                let body = EnrollRequest {
-                    org_id: org.clone(),
-                    bootstrap_token: bootstrap,
-                    identity_public_key: edgekeep_protocol::b64_encode(&key.public_key()),
-                    agreement_public_key: edgekeep_protocol::b64_encode(agreement.public_key()),
-                };
-                let response = client
-                    .post(&url)
-                    .header(proof::PROOF_HEADER, proof)
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("send");
-                assert!(
-                    response.status().is_success(),
-                    "enroll failed: {}",
-                    response.status()
-                );
-                let enrolled: EnrollResponse = response.json().await.expect("json");
+                let enrolled =
+                    enrollment::enroll(&client, &base, ORIGIN, &org, &bootstrap, &key, &agreement)
+                        .await
+                        .unwrap_or_else(|e| panic!("enroll failed: {e}"));
                 latencies.lock().await.push(began.elapsed());
                 devices.lock().await.push(Device {
                     key,

@@ -24,6 +24,11 @@ async fn page(t: &TestServer, path: &str, person: Option<&Person>) -> reqwest::R
     request.send().await.unwrap()
 }
 
+/// The HTML of `path` as `person` sees it.
+async fn html_of(t: &TestServer, path: &str, person: &Person) -> String {
+    page(t, path, Some(person)).await.text().await.unwrap()
+}
+
 fn assert_secured(response: &reqwest::Response) {
     let headers = response.headers();
     assert_eq!(
@@ -137,11 +142,7 @@ async fn the_fleet_page_shows_the_sessions_org_only() {
         )
         .unwrap();
     }
-    let html = page(&t, "/fleet", Some(&member))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = html_of(&t, "/fleet", &member).await;
     assert!(html.contains("<svg class=\"timeline\""), "{html}");
     // The server's housekeeping recorded one at start (no device then), and the two here.
     let history = storage.fleet_snapshots(&t.org_id, 0).unwrap();
@@ -246,11 +247,7 @@ async fn a_member_sees_no_admin_actions_and_is_refused_them_by_hand() {
     for action in [">Promote<", ">Pause<", ">Roll back<", "Start rollout"] {
         assert!(!html.contains(action), "{action} shown to a Member");
     }
-    let models = page(&t, "/models", Some(&member))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let models = html_of(&t, "/models", &member).await;
     assert!(models.contains("kws v1") && !models.contains(">Approve<"));
     let (status, _) = t
         .session_call(
@@ -306,11 +303,7 @@ async fn devices_filter_page_and_revoke_within_the_org() {
     );
 
     let member = t.person(&owner, Role::Member, false).await;
-    let html = page(&t, "/devices", Some(&member))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = html_of(&t, "/devices", &member).await;
     assert!(
         html.contains(&other[0].id) && !html.contains(">Revoke<"),
         "{html}"
@@ -339,18 +332,10 @@ async fn the_audit_page_filters_and_verifies_the_chain() {
     let t = TestServer::start().await;
     let owner = t.person(&t.owner_key, Role::Owner, false).await;
     t.enroll_many(1, None).await;
-    let html = page(&t, "/audit?action=device.", Some(&owner))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = html_of(&t, "/audit?action=device.", &owner).await;
     assert!(html.contains("device.enroll"), "{html}");
     assert!(!html.contains("invitation.accept"), "filtered out");
-    let verified = page(&t, "/audit?verify=1", Some(&owner))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let verified = html_of(&t, "/audit?verify=1", &owner).await;
     assert!(verified.contains("The chain is intact"), "{verified}");
     let export = t
         .browser(&[])
@@ -379,22 +364,30 @@ async fn people_and_keys_show_what_the_api_shows_each_role() {
         .await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let html = page(&t, "/people", Some(&owner))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = html_of(&t, "/people", &owner).await;
     assert!(
         html.contains("Set role") && html.contains("Create invitation link"),
         "{html}"
     );
     assert!(html.contains("member-laptop") && html.contains("Create SCIM token"));
+    assert!(html.contains("No SCIM token."));
+    let (status, _) = t
+        .call(
+            Method::POST,
+            "/v1/scim-tokens",
+            &owner_key,
+            Some(json!({"name": "entra"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let html = html_of(&t, "/people", &owner).await;
+    assert!(
+        html.contains("aria-label=\"Rotate SCIM token entra\"")
+            && html.contains("aria-label=\"Revoke SCIM token entra\""),
+        "{html}"
+    );
 
-    let html = page(&t, "/people", Some(&member))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = html_of(&t, "/people", &member).await;
     assert!(
         html.contains("member-laptop"),
         "a Member sees their own key: {html}"
@@ -422,11 +415,7 @@ async fn people_and_keys_show_what_the_api_shows_each_role() {
     ] {
         assert!(!html.contains(action), "{action} shown to a Member");
     }
-    let owner_page = page(&t, "/people", Some(&owner))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let owner_page = html_of(&t, "/people", &owner).await;
     assert!(
         owner_page.contains("Identity providers") && owner_page.contains("No OpenID Provider.")
     );
@@ -463,11 +452,7 @@ async fn long_member_and_key_lists_page_each_on_its_own() {
             .filter(|name| html.contains(name.as_str()))
             .collect()
     };
-    let first = page(&t, "/people", Some(&owner))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let first = html_of(&t, "/people", &owner).await;
     assert!(first.contains("aria-label=\"Pages of members\""), "{first}");
     assert!(first.contains("aria-label=\"Pages of API keys\""));
     assert!(first.contains("href=\"/people?members_page=2#members\""));
@@ -475,11 +460,7 @@ async fn long_member_and_key_lists_page_each_on_its_own() {
     assert!(members_1.len() <= 50 && keys_1.len() <= 50);
 
     // The members' second page keeps the keys on their first.
-    let second = page(&t, "/people?members_page=2", Some(&owner))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let second = html_of(&t, "/people?members_page=2", &owner).await;
     let members_2 = shown(&second, "person");
     assert!(!members_2.is_empty());
     assert!(members_2.iter().all(|name| !members_1.contains(name)));
@@ -487,14 +468,7 @@ async fn long_member_and_key_lists_page_each_on_its_own() {
     assert_eq!(shown(&second, "key"), keys_1);
     assert!(second.contains("href=\"/people?members_page=2&amp;keys_page=2#api-keys\""));
 
-    let keys_2 = shown(
-        &page(&t, "/people?keys_page=2", Some(&owner))
-            .await
-            .text()
-            .await
-            .unwrap(),
-        "key",
-    );
+    let keys_2 = shown(&html_of(&t, "/people?keys_page=2", &owner).await, "key");
     assert_eq!(keys_1.len() + keys_2.len(), 55);
     assert!(keys_2.iter().all(|name| !keys_1.contains(name)));
 }
@@ -503,13 +477,7 @@ async fn long_member_and_key_lists_page_each_on_its_own() {
 async fn passkeys_are_renamed_and_removed_from_the_page_but_never_the_last() {
     let t = TestServer::start().await;
     let owner = t.person(&t.owner_key.clone(), Role::Owner, false).await;
-    let people = || async {
-        page(&t, "/people", Some(&owner))
-            .await
-            .text()
-            .await
-            .unwrap()
-    };
+    let people = || html_of(&t, "/people", &owner);
     let html = people().await;
     assert!(
         html.contains("No passkey yet") && html.contains("Add a passkey"),

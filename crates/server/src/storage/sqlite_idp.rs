@@ -66,14 +66,7 @@ impl IdpStorage for SqliteStorage {
     }
 
     fn delete_idp_config(&self, org_id: &str, audit: &AuditEvent) -> Result<bool, StorageError> {
-        self.write(|tx| {
-            let deleted = tx.execute("DELETE FROM idp_configs WHERE org_id = ?1", [org_id])?;
-            if deleted == 0 {
-                return Ok(false);
-            }
-            append_audit_tx(tx, &self.audit_key, audit)?;
-            Ok(true)
-        })
+        self.delete_org_config("DELETE FROM idp_configs WHERE org_id = ?1", org_id, audit)
     }
 
     fn sso_required(&self, org_id: &str) -> Result<bool, StorageError> {
@@ -215,9 +208,21 @@ impl IdpStorage for SqliteStorage {
     }
 
     fn delete_saml_config(&self, org_id: &str, audit: &AuditEvent) -> Result<bool, StorageError> {
+        self.delete_org_config("DELETE FROM saml_configs WHERE org_id = ?1", org_id, audit)
+    }
+}
+
+impl SqliteStorage {
+    /// Runs `delete` (an org's row of one provider table) and audits it, in one transaction;
+    /// `false`, with nothing audited, when there was no such row.
+    fn delete_org_config(
+        &self,
+        delete: &str,
+        org_id: &str,
+        audit: &AuditEvent,
+    ) -> Result<bool, StorageError> {
         self.write(|tx| {
-            let deleted = tx.execute("DELETE FROM saml_configs WHERE org_id = ?1", [org_id])?;
-            if deleted == 0 {
+            if tx.execute(delete, [org_id])? == 0 {
                 return Ok(false);
             }
             append_audit_tx(tx, &self.audit_key, audit)?;

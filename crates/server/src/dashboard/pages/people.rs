@@ -51,6 +51,43 @@ const KEYS: Pager<'static> = Pager {
     label: "Pages of API keys",
 };
 
+/// A rotatable, revocable credential in a list: its API path, what its buttons name, and the
+/// questions they ask first.
+struct Credential {
+    path: String,
+    label: String,
+    rotate: String,
+    revoke: String,
+}
+
+/// Rotate (the new secret shown once) and revoke, each confirmed first.
+fn credential_actions(credential: &Credential) -> Markup {
+    html! {
+        div class="actions" {
+            form data-api=(format!("{}/rotate", credential.path)) data-reveal="secret" data-confirm=(credential.rotate) {
+                button type="submit" aria-label=(format!("Rotate {}", credential.label)) { "Rotate" }
+                output class="secret" hidden {}
+            }
+            form data-api=(credential.path) data-method="DELETE" data-confirm=(credential.revoke) {
+                button type="submit" class="danger" aria-label=(format!("Revoke {}", credential.label)) { "Revoke" }
+            }
+        }
+    }
+}
+
+/// When a credential expires: "never", or "in 4 minutes".
+fn expires(at: Option<i64>) -> String {
+    at.map_or_else(
+        || "never".to_owned(),
+        |e| {
+            format!(
+                "in {}",
+                super::fleet::duration((e - crate::now()).unsigned_abs())
+            )
+        },
+    )
+}
+
 fn members_section(members: &[MemberInfo], may_grant: bool, query: &str) -> Markup {
     let (members, page, pages) = paging::slice(members, MEMBERS.current(query));
     html! {
@@ -157,20 +194,15 @@ fn keys_section(keys: &[ApiKeyInfo], may_write: bool, query: &str) -> Markup {
                                 th scope="row" { (key.name) }
                                 td { code { (key.prefix) } }
                                 td { (at(key.created_at)) }
-                                td { (key.expires_at.map_or_else(|| "never".to_owned(), |e| format!("in {}", super::fleet::duration((e - crate::now()).unsigned_abs())))) }
+                                td { (expires(key.expires_at)) }
                                 td {
                                     @if may_write {
-                                        div class="actions" {
-                                            form data-api=(format!("/v1/api-keys/{}/rotate", key.id)) data-reveal="secret"
-                                                data-confirm=(format!("Rotate {}? The old secret keeps working for 5 minutes.", key.name)) {
-                                                button type="submit" aria-label=(format!("Rotate {}", key.name)) { "Rotate" }
-                                                output class="secret" hidden {}
-                                            }
-                                            form data-api=(format!("/v1/api-keys/{}", key.id)) data-method="DELETE"
-                                                data-confirm=(format!("Revoke {}? It stops working at once.", key.name)) {
-                                                button type="submit" class="danger" aria-label=(format!("Revoke {}", key.name)) { "Revoke" }
-                                            }
-                                        }
+                                        (credential_actions(&Credential {
+                                            path: format!("/v1/api-keys/{}", key.id),
+                                            label: key.name.clone(),
+                                            rotate: format!("Rotate {}? The old secret keeps working for 5 minutes.", key.name),
+                                            revoke: format!("Revoke {}? It stops working at once.", key.name),
+                                        }))
                                     }
                                 }
                             }
@@ -281,9 +313,26 @@ fn scim_section(tokens: &[ScimTokenInfo]) -> Markup {
             @if live.is_empty() {
                 p class="empty" { "No SCIM token. Create one for your directory (Entra ID, Okta) to provision people." }
             } @else {
-                ul {
-                    @for token in &live {
-                        li { (token.name) " — " code { (token.prefix) } ", created " (at(token.created_at)) }
+                table class="wide" {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Prefix" } th scope="col" { "Created" } th scope="col" { "Last used" } th scope="col" { "Expires" } th scope="col" { "" } } }
+                    tbody {
+                        @for token in &live {
+                            tr {
+                                th scope="row" { (token.name) }
+                                td { code { (token.prefix) } }
+                                td { (at(token.created_at)) }
+                                td { (token.last_used_at.map_or_else(|| "never".to_owned(), at)) }
+                                td { (expires(token.expires_at)) }
+                                td {
+                                    (credential_actions(&Credential {
+                                        path: format!("/v1/scim-tokens/{}", token.id),
+                                        label: format!("SCIM token {}", token.name),
+                                        rotate: format!("Rotate the SCIM token {}? The old one keeps working for 5 minutes: update the directory now.", token.name),
+                                        revoke: format!("Revoke the SCIM token {}? The directory stops syncing at once.", token.name),
+                                    }))
+                                }
+                            }
+                        }
                     }
                 }
             }
