@@ -10,6 +10,7 @@ mod fleet;
 mod idp;
 mod migrations;
 mod people;
+pub mod postgres;
 mod scim;
 mod sqlite;
 mod sqlite_fleet;

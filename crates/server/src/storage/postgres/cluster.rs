@@ -1,0 +1,221 @@
+//! A throwaway PostgreSQL server for tests: Debian's `postgresql` binaries, a fresh cluster in a
+//! temporary folder, listening on one loopback port only, password (SCRAM) authentication, and a
+//! fresh database per caller. Stopped (immediately, nothing to keep) when dropped.
+//!
+//! PostgreSQL refuses to run as root; under root the cluster runs as the `postgres` user the
+//! Debian package creates, through `setpriv` (which execs: the child is the server itself, so
+//! the signal that stops it reaches it).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a test cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No PostgreSQL server binaries were found.
+    #[error("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres): run scripts/test-deps")]
+    NotInstalled,
+    /// A step of the set-up failed.
+    #[error("{step} failed: {detail}")]
+    Step {
+        /// What was being done.
+        step: &'static str,
+        /// What the tool said.
+        detail: String,
+    },
+}
+
+/// A running test cluster.
+#[derive(Debug)]
+pub struct TestCluster {
+    dir: tempfile::TempDir,
+    port: u16,
+    password: String,
+    server: Child,
+}
+
+impl TestCluster {
+    /// Makes a cluster and starts its server; returns once it accepts connections.
+    pub fn start() -> Result<Self, ClusterError> {
+        let bin = binaries().ok_or(ClusterError::NotInstalled)?;
+        let dir = tempfile::tempdir().map_err(|e| step("making the folder", e))?;
+        let data = dir.path().join("data");
+        let password = random_password();
+        let pwfile = dir.path().join("pwfile");
+        std::fs::write(&pwfile, &password).map_err(|e| step("writing the password", e))?;
+        let as_root = is_root();
+        if as_root {
+            chown_to_postgres(dir.path())?;
+        }
+        let initdb = run_as(as_root, &bin.join("initdb"))
+            .args(["--username", "edgekeep", "--auth", "scram-sha-256", "--encoding", "UTF8"])
+            .arg("--pwfile")
+            .arg(&pwfile)
+            .arg("-D")
+            .arg(&data)
+            .output()
+            .map_err(|e| step("initdb", e))?;
+        if !initdb.status.success() {
+            return Err(ClusterError::Step {
+                step: "initdb",
+                detail: String::from_utf8_lossy(&initdb.stderr).into_owned(),
+            });
+        }
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("server.log"))
+            .map_err(|e| step("opening the log", e))?;
+        if as_root {
+            chown_to_postgres(&dir.path().join("server.log"))?;
+        }
+        let server = run_as(as_root, &bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", &format!("port={port}")])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", dir.path().display()))
+            // A test cluster keeps nothing: no flushes to disk.
+            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args(["-c", "max_connections=200"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| step("opening the log", e))?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| step("starting postgres", e))?;
+        let cluster = Self {
+            dir,
+            port,
+            password,
+            server,
+        };
+        cluster.wait_ready(&bin)?;
+        Ok(cluster)
+    }
+
+    /// A `postgres://` URL of the cluster's maintenance database.
+    pub fn admin_url(&self) -> String {
+        self.url("postgres")
+    }
+
+    /// The URL of database `name` on this cluster.
+    pub fn url(&self, name: &str) -> String {
+        format!(
+            "postgres://edgekeep:{}@127.0.0.1:{}/{name}",
+            self.password, self.port
+        )
+    }
+
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&self, bin: &Path) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = Command::new(bin.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+                .status()
+                .map_err(|e| step("pg_isready", e))?;
+            if ready.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(ClusterError::Step {
+                    step: "waiting for postgres",
+                    detail: self.log(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        // SIGQUIT: immediate shutdown, the cluster is thrown away with its folder.
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.server.id().to_string()])
+            .status();
+        let _ = self.server.wait();
+    }
+}
+
+/// The newest installed server's binary folder.
+fn binaries() -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("postgres").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn run_as(as_root: bool, program: &Path) -> Command {
+    if as_root {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+            .arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn chown_to_postgres(path: &Path) -> Result<(), ClusterError> {
+    let status = Command::new("chown")
+        .args(["-R", "postgres:postgres"])
+        .arg(path)
+        .status()
+        .map_err(|e| step("chown", e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ClusterError::Step {
+            step: "chown",
+            detail: format!("chown -R postgres {} failed", path.display()),
+        })
+    }
+}
+
+fn free_port() -> Result<u16, ClusterError> {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| step("finding a port", e))?;
+    probe
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| step("finding a port", e))
+}
+
+fn random_password() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut bytes = [0u8; 18];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random source works");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn step(step: &'static str, error: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Step {
+        step,
+        detail: error.to_string(),
+    }
+}
