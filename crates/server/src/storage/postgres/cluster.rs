@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// No PostgreSQL server binaries were found.
-    #[error("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres): run scripts/test-deps")]
+    #[error(
+        "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres): run scripts/test-deps"
+    )]
     NotInstalled,
     /// A step of the set-up failed.
     #[error("{step} failed: {detail}")]
@@ -25,6 +27,9 @@ pub enum ClusterError {
         detail: String,
     },
 }
+
+/// The role test databases belong to, as edgekeep-server's would.
+const SERVER_ROLE: &str = "edgekeep_server";
 
 /// A running test cluster.
 #[derive(Debug)]
@@ -49,7 +54,14 @@ impl TestCluster {
             chown_to_postgres(dir.path())?;
         }
         let initdb = run_as(as_root, &bin.join("initdb"))
-            .args(["--username", "edgekeep", "--auth", "scram-sha-256", "--encoding", "UTF8"])
+            .args([
+                "--username",
+                "edgekeep",
+                "--auth",
+                "scram-sha-256",
+                "--encoding",
+                "UTF8",
+            ])
             .arg("--pwfile")
             .arg(&pwfile)
             .arg("-D")
@@ -71,11 +83,23 @@ impl TestCluster {
         let server = run_as(as_root, &bin.join("postgres"))
             .arg("-D")
             .arg(&data)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", &format!("port={port}")])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                &format!("port={port}"),
+            ])
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.path().display()))
             // A test cluster keeps nothing: no flushes to disk.
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
             .args(["-c", "max_connections=200"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| step("opening the log", e))?)
@@ -90,6 +114,31 @@ impl TestCluster {
         };
         cluster.wait_ready(&bin)?;
         Ok(cluster)
+    }
+
+    /// A fresh, empty database `name` owned by a role that is neither superuser nor BYPASSRLS
+    /// (as edgekeep-server must connect); returns its URL.
+    pub fn fresh_database(&self, name: &str) -> Result<String, ClusterError> {
+        let mut admin = postgres::Client::connect(&self.admin_url(), postgres::NoTls)
+            .map_err(|e| pg_step("connecting as the cluster's superuser", &e))?;
+        admin
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVER_ROLE}') THEN
+                        CREATE ROLE {SERVER_ROLE} LOGIN PASSWORD '{}' NOSUPERUSER NOBYPASSRLS;
+                    END IF;
+                 END $$;",
+                self.password
+            ))
+            .map_err(|e| pg_step("creating the server's role", &e))?;
+        // Not in the same batch: CREATE DATABASE cannot run inside a transaction.
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER {SERVER_ROLE}"))
+            .map_err(|e| pg_step("creating the database", &e))?;
+        Ok(format!(
+            "postgres://{SERVER_ROLE}:{}@127.0.0.1:{}/{name}",
+            self.password, self.port
+        ))
     }
 
     /// A `postgres://` URL of the cluster's maintenance database.
@@ -165,7 +214,12 @@ fn run_as(as_root: bool, program: &Path) -> Command {
     if as_root {
         let mut command = Command::new("setpriv");
         command
-            .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+            .args([
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+                "--",
+            ])
             .arg(program);
         command
     } else {
@@ -197,7 +251,8 @@ fn chown_to_postgres(path: &Path) -> Result<(), ClusterError> {
 }
 
 fn free_port() -> Result<u16, ClusterError> {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| step("finding a port", e))?;
+    let probe =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| step("finding a port", e))?;
     probe
         .local_addr()
         .map(|a| a.port())
@@ -211,6 +266,15 @@ fn random_password() -> String {
         .fill(&mut bytes)
         .expect("the system random source works");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// [`step`] for a database error, with the server's message (`postgres::Error` displays only
+/// "db error").
+fn pg_step(what: &'static str, error: &postgres::Error) -> ClusterError {
+    match error.as_db_error() {
+        Some(db) => step(what, format!("{}: {}", db.code().code(), db.message())),
+        None => step(what, error),
+    }
 }
 
 fn step(step: &'static str, error: impl std::fmt::Display) -> ClusterError {

@@ -3,6 +3,9 @@
 
 pub mod cluster;
 
+/// Schema 1: the SQLite schema table for table, with the tenant policies.
+pub const INITIAL_SCHEMA: &str = include_str!("migrations/0001_initial.sql");
+
 #[cfg(test)]
 mod tests {
     use super::cluster::TestCluster;
@@ -25,6 +28,86 @@ mod tests {
             refused.code(),
             Some(&postgres::error::SqlState::INVALID_PASSWORD),
             "{refused:?}"
+        );
+    }
+
+    /// A query that forgets `WHERE org_id` sees only the org its transaction names, and
+    /// nothing without one; a row for another org cannot be written.
+    #[test]
+    fn the_policies_scope_an_unscoped_query_to_the_transactions_org() {
+        let cluster = TestCluster::start().unwrap();
+        let url = cluster.fresh_database("policies").unwrap();
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        client
+            .batch_execute(super::INITIAL_SCHEMA)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        for org in ["org_a", "org_b"] {
+            let mut tx = client.transaction().unwrap();
+            tx.execute("SELECT set_config('edgekeep.org_id', $1, true)", &[&org])
+                .unwrap();
+            tx.execute(
+                "INSERT INTO orgs (id, name, created_at) VALUES ($1, $1, 0)",
+                &[&org],
+            )
+            .unwrap();
+            for n in 0..3 {
+                tx.execute(
+                    "INSERT INTO devices (id, org_id, identity_key, sealed_kwk, enrolled_at) \
+                     VALUES ($1, $2, '\\x00', '\\x00', 0)",
+                    &[&format!("{org}_dev{n}"), &org],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+
+        let mut tx = client.transaction().unwrap();
+        tx.execute("SELECT set_config('edgekeep.org_id', 'org_a', true)", &[])
+            .unwrap();
+        let unscoped: Vec<String> = tx
+            .query("SELECT id FROM devices ORDER BY id", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(unscoped, ["org_a_dev0", "org_a_dev1", "org_a_dev2"]);
+        let orgs: i64 = tx
+            .query_one("SELECT count(*) FROM orgs", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(orgs, 1);
+        let forged = tx.execute(
+            "INSERT INTO devices (id, org_id, identity_key, sealed_kwk, enrolled_at) \
+             VALUES ('forged', 'org_b', '\\x00', '\\x00', 0)",
+            &[],
+        );
+        assert!(
+            forged.is_err(),
+            "a row for org B written while scoped to org A"
+        );
+        drop(tx);
+
+        // The setting is transaction-local: the next transaction, naming no org, sees nothing.
+        let mut tx = client.transaction().unwrap();
+        let none: i64 = tx
+            .query_one("SELECT count(*) FROM devices", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(none, 0);
+        drop(tx);
+
+        // The audit trail refuses changes even from its owner.
+        let mut tx = client.transaction().unwrap();
+        tx.execute("SELECT set_config('edgekeep.org_id', 'org_a', true)", &[])
+            .unwrap();
+        tx.execute(
+            "INSERT INTO audit_log VALUES ('org_a', 1, 0, 'a', 'b', 'c', 'ok', 'r', 'p', 'h')",
+            &[],
+        )
+        .unwrap();
+        assert!(
+            tx.execute("UPDATE audit_log SET outcome = 'x'", &[])
+                .is_err()
         );
     }
 }
