@@ -50,6 +50,12 @@ pub enum StorageError {
     /// A file operation on the database failed.
     #[error("database file: {0}")]
     Io(String),
+    /// PostgreSQL reported an error (its SQLSTATE code and message: no values of the request).
+    #[error("PostgreSQL: {0}")]
+    Postgres(String),
+    /// The database cannot be used as configured (unreachable, refused, unsafe role).
+    #[error("database unusable: {0}")]
+    Unusable(String),
 }
 
 /// An org.

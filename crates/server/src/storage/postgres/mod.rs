@@ -2,6 +2,7 @@
 //! one database. ADR 0018 records the driver and the tenant-isolation design.
 
 pub mod cluster;
+pub mod schema;
 
 /// Schema 1: the SQLite schema table for table, with the tenant policies.
 pub const INITIAL_SCHEMA: &str = include_str!("migrations/0001_initial.sql");
@@ -29,6 +30,46 @@ mod tests {
             Some(&postgres::error::SqlState::INVALID_PASSWORD),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn opening_migrates_once_refuses_superusers_newer_schemas_and_bad_urls() {
+        use crate::storage::StorageError;
+        let cluster = TestCluster::start().unwrap();
+        let url = cluster.fresh_database("opening").unwrap();
+        let pool = super::schema::open(&url, 2).unwrap_or_else(|e| panic!("{e}"));
+        let mut client = pool.get().unwrap();
+        assert_eq!(super::schema::schema_version(&mut client).unwrap(), 1);
+        drop(client);
+        // Opening again (another instance) finds the work done.
+        super::schema::open(&url, 2).unwrap();
+
+        let superuser = super::schema::open(&cluster.url("opening"), 1).unwrap_err();
+        assert!(matches!(superuser, StorageError::Unusable(ref m) if m.contains("superuser")));
+
+        let mut client = pool.get().unwrap();
+        client
+            .execute("INSERT INTO schema_migrations VALUES (99, 0)", &[])
+            .unwrap();
+        assert!(matches!(
+            super::schema::open(&url, 1),
+            Err(StorageError::SchemaTooNew(99))
+        ));
+
+        let wrong_password = url.replace("edgekeep_server:", "edgekeep_server:x");
+        assert!(matches!(
+            super::schema::open(&wrong_password, 1),
+            Err(StorageError::Unusable(ref m)) if m.starts_with("28P01")
+        ));
+        let no_database = url.replace("/opening", "/absent");
+        assert!(matches!(
+            super::schema::open(&no_database, 1),
+            Err(StorageError::Unusable(ref m)) if m.starts_with("3D000")
+        ));
+        assert!(matches!(
+            super::schema::open("postgres://[::1", 1),
+            Err(StorageError::Unusable(_))
+        ));
     }
 
     /// A query that forgets `WHERE org_id` sees only the org its transaction names, and

@@ -1,0 +1,122 @@
+//! Opening a PostgreSQL database: the pool, the role check and the migrations.
+
+use r2d2_postgres::PostgresConnectionManager;
+use r2d2_postgres::postgres::{self, NoTls};
+
+use crate::storage::StorageError;
+
+/// The numbered migrations, schema 1 first; applied in order, each in its own transaction.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+/// Only one instance migrates at a time: the others wait on this advisory lock, then find the
+/// work done.
+const MIGRATION_LOCK: i64 = 0x6564_6765_6b65_6570; // "edgekeep"
+
+/// A pool of connections to one database.
+pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// Connects to `url` with up to `size` connections, refuses a role that would not be bound by
+/// the tenant policies, and brings the schema up to date (refusing a newer one).
+pub fn open(url: &str, size: u32) -> Result<Pool, StorageError> {
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|_| StorageError::Unusable("the database URL cannot be read".to_owned()))?;
+    // One direct connection first: its error says why (refused, wrong password, no such
+    // database) at once, where the pool would retry until its timeout.
+    let mut probe = config.connect(NoTls).map_err(|e| match from_pg(&e) {
+        StorageError::Postgres(why) => StorageError::Unusable(why),
+        other => other,
+    })?;
+    refuse_unbound_role(&mut probe)?;
+    migrate(&mut probe)?;
+    drop(probe);
+    let pool = r2d2::Pool::builder()
+        .max_size(size.max(1))
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .build(PostgresConnectionManager::new(config, NoTls))
+        .map_err(|e| StorageError::Unusable(e.to_string()))?;
+    Ok(pool)
+}
+
+/// A superuser or `BYPASSRLS` role is not bound by row-level security: the server will not run
+/// as one.
+fn refuse_unbound_role(client: &mut postgres::Client) -> Result<(), StorageError> {
+    let row = client
+        .query_one(
+            "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .map_err(|e| from_pg(&e))?;
+    if row.get::<_, bool>(0) {
+        return Err(StorageError::Unusable(
+            "the database role is a superuser or BYPASSRLS: row-level security would not bind \
+             it; connect as the owner of edgekeep's tables instead"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The schema version the database is at (0 when empty).
+pub fn schema_version(client: &mut postgres::Client) -> Result<i64, StorageError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+        .map_err(|e| from_pg(&e))?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    client
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .map(|row| row.get(0))
+        .map_err(|e| from_pg(&e))
+}
+
+fn migrate(client: &mut postgres::Client) -> Result<(), StorageError> {
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let mut tx = client.transaction().map_err(|e| from_pg(&e))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(|e| from_pg(&e))?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version BIGINT PRIMARY KEY,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .map_err(|e| from_pg(&e))?;
+    let current: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .map_err(|e| from_pg(&e))?
+        .get(0);
+    if current > known {
+        return Err(StorageError::SchemaTooNew(current));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = index as i64 + 1;
+        tx.batch_execute(sql).map_err(|e| from_pg(&e))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&version, &crate::now()],
+        )
+        .map_err(|e| from_pg(&e))?;
+    }
+    tx.commit().map_err(|e| from_pg(&e))
+}
+
+/// A PostgreSQL error as a [`StorageError`]: a unique violation is a conflict, anything else
+/// keeps only its SQLSTATE and the server's message.
+pub fn from_pg(error: &postgres::Error) -> StorageError {
+    match error.as_db_error() {
+        Some(db) if db.code() == &postgres::error::SqlState::UNIQUE_VIOLATION => {
+            StorageError::Conflict("already exists")
+        }
+        Some(db) => StorageError::Postgres(format!("{}: {}", db.code().code(), db.message())),
+        None => StorageError::Postgres(error.to_string()),
+    }
+}
