@@ -35,6 +35,8 @@ const SERVER_ROLE: &str = "edgekeep_server";
 #[derive(Debug)]
 pub struct TestCluster {
     dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_root: bool,
     port: u16,
     password: String,
     server: Child,
@@ -108,6 +110,8 @@ impl TestCluster {
             .map_err(|e| step("starting postgres", e))?;
         let cluster = Self {
             dir,
+            bin: bin.clone(),
+            as_root,
             port,
             password,
             server,
@@ -187,10 +191,17 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        // SIGQUIT: immediate shutdown, the cluster is thrown away with its folder.
-        let _ = Command::new("kill")
-            .args(["-QUIT", &self.server.id().to_string()])
-            .status();
+        // Immediate shutdown: the cluster is thrown away with its folder.
+        let stopped = run_as(self.as_root, &self.bin.join("pg_ctl"))
+            .args(["stop", "-m", "immediate", "-s", "-D"])
+            .arg(self.dir.path().join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !stopped {
+            let _ = self.server.kill();
+        }
         let _ = self.server.wait();
     }
 }
