@@ -46,13 +46,11 @@ pub async fn page(
     let mut action = String::new();
     let mut actor = String::new();
     let mut verify = false;
-    let mut page = 1;
     for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
         match key.as_ref() {
             "action" => action = value.trim().to_owned(),
             "actor" => actor = value.trim().to_owned(),
             "verify" => verify = value == "1",
-            "page" => page = value.parse().unwrap_or(1),
             _ => {}
         }
     }
@@ -78,7 +76,8 @@ pub async fn page(
         .filter(|e| action.is_empty() || e.action.starts_with(&action))
         .filter(|e| actor.is_empty() || e.actor.contains(&actor))
         .collect();
-    let (shown, page, pages) = paging::slice(&kept, page);
+    let pager = paging::Pager::whole("/audit");
+    let (shown, page, pages) = paging::slice(&kept, pager.current(&query));
     let body = html! {
         section aria-labelledby="chain" {
             h2 id="chain" { "Integrity" }
@@ -121,7 +120,7 @@ pub async fn page(
                     } }
                     tbody { @for entry in shown { (entry_row(entry)) } }
                 }
-                (paging::links("/audit", &query, page, pages))
+                (paging::links(&pager, &query, page, pages))
             }
         }
     };

@@ -20,7 +20,6 @@ struct Filters {
     group: String,
     model: String,
     seen: String,
-    page: Option<usize>,
 }
 
 impl Filters {
@@ -156,7 +155,8 @@ pub async fn page(
         .iter()
         .filter(|d| filters.keeps(d, now, window))
         .collect();
-    let (shown, page, pages) = paging::slice(&kept, filters.page.unwrap_or(1));
+    let pager = paging::Pager::whole("/devices");
+    let (shown, page, pages) = paging::slice(&kept, pager.current(&query));
     let may_revoke = viewer.may(Permission::DevicesWrite);
     let body = html! {
         @if devices.is_empty() {
@@ -174,7 +174,7 @@ pub async fn page(
                     } }
                     tbody { @for device in shown { (device_row(device, now, may_revoke)) } }
                 }
-                (paging::links("/devices", &query, page, pages))
+                (paging::links(&pager, &query, page, pages))
             }
             @if may_revoke && !filters.group.is_empty() {
                 form data-api=(format!("/v1/device-groups/{}/revoke", filters.group))
@@ -196,7 +196,6 @@ fn filters_of(query: &str) -> Filters {
             "group" => filters.group = value.into_owned(),
             "model" => filters.model = value.into_owned(),
             "seen" => filters.seen = value.into_owned(),
-            "page" => filters.page = value.parse().ok(),
             _ => {}
         }
     }

@@ -15,11 +15,6 @@ pub fn slice<T>(items: &[T], page: usize) -> (&[T], usize, usize) {
     (&items[start..end], page, pages)
 }
 
-/// "Page 2 of 5" with previous and next links; `query` is the rest of the query string.
-pub fn links(path: &str, query: &str, page: usize, pages: usize) -> Markup {
-    links_of(&Pager::whole(path), query, page, pages)
-}
-
 /// Which list of a page a set of links moves through: a page with one list pages it with
 /// `page`; a page with several gives each its own parameter, and a fragment that brings the
 /// reader back to that list.
@@ -45,17 +40,20 @@ impl<'a> Pager<'a> {
         }
     }
 
-    /// The page number this list shows, from `query` (1 when absent or unreadable).
+    /// The page number this list shows, from `query`: its last value for the parameter, 1 when
+    /// absent or unreadable.
     pub fn current(&self, query: &str) -> usize {
         url::form_urlencoded::parse(query.as_bytes())
-            .find(|(key, _)| key == self.param)
+            .filter(|(key, _)| key == self.param)
+            .last()
             .and_then(|(_, value)| value.parse().ok())
             .unwrap_or(1)
     }
 }
 
-/// [`links`] for one of several lists of a page.
-pub fn links_of(pager: &Pager<'_>, query: &str, page: usize, pages: usize) -> Markup {
+/// "Page 2 of 5" with previous and next links for `pager`'s list; `query` is the rest of the
+/// query string, kept in the links.
+pub fn links(pager: &Pager<'_>, query: &str, page: usize, pages: usize) -> Markup {
     let href = |to: usize| {
         let mut serializer = url::form_urlencoded::Serializer::new(String::new());
         for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
@@ -93,7 +91,7 @@ mod tests {
         assert_eq!((shown.len(), page, pages), (20, 3, 3));
         assert_eq!(slice(&items, 99).1, 3);
         assert_eq!(slice::<u32>(&[], 0), (&[][..], 1, 1));
-        let html = links("/devices", "group=eu&page=2", 2, 3).into_string();
+        let html = links(&Pager::whole("/devices"), "group=eu&page=2", 2, 3).into_string();
         assert!(
             html.contains("href=\"/devices?group=eu&amp;page=1\""),
             "{html}"
@@ -114,7 +112,8 @@ mod tests {
         };
         assert_eq!(pager.current("members_page=3&keys_page=2"), 2);
         assert_eq!(pager.current("members_page=3&keys_page=x"), 1);
-        let html = links_of(&pager, "members_page=3&keys_page=2", 2, 3).into_string();
+        assert_eq!(pager.current("keys_page=2&keys_page=4"), 4);
+        let html = links(&pager, "members_page=3&keys_page=2", 2, 3).into_string();
         assert!(
             html.contains("href=\"/people?members_page=3&amp;keys_page=3#api-keys\""),
             "{html}"

@@ -75,6 +75,11 @@ fn credential_actions(credential: &Credential) -> Markup {
     }
 }
 
+/// When a credential was last used: "never", or "4 minutes ago".
+fn used(at_time: Option<i64>) -> String {
+    at_time.map_or_else(|| "never".to_owned(), at)
+}
+
 /// When a credential expires: "never", or "in 4 minutes".
 fn expires(at: Option<i64>) -> String {
     at.map_or_else(
@@ -120,7 +125,7 @@ fn members_section(members: &[MemberInfo], may_grant: bool, query: &str) -> Mark
                     }
                 }
             }
-            (paging::links_of(&MEMBERS, query, page, pages))
+            (paging::links(&MEMBERS, query, page, pages))
         }
     }
 }
@@ -209,7 +214,7 @@ fn keys_section(keys: &[ApiKeyInfo], may_write: bool, query: &str) -> Markup {
                         }
                     }
                 }
-                (paging::links_of(&KEYS, query, page, pages))
+                (paging::links(&KEYS, query, page, pages))
             }
             @if may_write {
                 form data-api="/v1/api-keys" data-reveal="secret" {
@@ -282,7 +287,7 @@ fn passkeys_rows(passkeys: &[PasskeyInfo], removable: bool) -> Markup {
                     tr {
                         th scope="row" { (passkey.name) }
                         td { (at(passkey.created_at)) }
-                        td { (passkey.last_used_at.map_or_else(|| "never".to_owned(), at)) }
+                        td { (used(passkey.last_used_at)) }
                         td {
                             div class="actions" {
                                 form data-api=(format!("/v1/me/passkeys/{}", passkey.id)) data-method="PATCH" class="inline" {
@@ -321,7 +326,7 @@ fn scim_section(tokens: &[ScimTokenInfo]) -> Markup {
                                 th scope="row" { (token.name) }
                                 td { code { (token.prefix) } }
                                 td { (at(token.created_at)) }
-                                td { (token.last_used_at.map_or_else(|| "never".to_owned(), at)) }
+                                td { (used(token.last_used_at)) }
                                 td { (expires(token.expires_at)) }
                                 td {
                                     (credential_actions(&Credential {
