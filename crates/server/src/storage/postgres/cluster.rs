@@ -51,6 +51,8 @@ impl TestCluster {
         let password = random_password();
         let pwfile = dir.path().join("pwfile");
         std::fs::write(&pwfile, &password).map_err(|e| step("writing the password", e))?;
+        let log = std::fs::File::create(dir.path().join("server.log"))
+            .map_err(|e| step("opening the log", e))?;
         let as_root = is_root();
         if as_root {
             chown_to_postgres(dir.path())?;
@@ -77,11 +79,6 @@ impl TestCluster {
             });
         }
         let port = free_port()?;
-        let log = std::fs::File::create(dir.path().join("server.log"))
-            .map_err(|e| step("opening the log", e))?;
-        if as_root {
-            chown_to_postgres(&dir.path().join("server.log"))?;
-        }
         let server = run_as(as_root, &bin.join("postgres"))
             .arg("-D")
             .arg(&data)
@@ -110,13 +107,13 @@ impl TestCluster {
             .map_err(|e| step("starting postgres", e))?;
         let cluster = Self {
             dir,
-            bin: bin.clone(),
+            bin,
             as_root,
             port,
             password,
             server,
         };
-        cluster.wait_ready(&bin)?;
+        cluster.wait_ready()?;
         Ok(cluster)
     }
 
@@ -168,10 +165,10 @@ impl TestCluster {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
-    fn wait_ready(&self, bin: &Path) -> Result<(), ClusterError> {
+    fn wait_ready(&self) -> Result<(), ClusterError> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let ready = Command::new(bin.join("pg_isready"))
+            let ready = Command::new(self.bin.join("pg_isready"))
                 .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
                 .status()
                 .map_err(|e| step("pg_isready", e))?;

@@ -4,9 +4,6 @@
 pub mod cluster;
 pub mod schema;
 
-/// Schema 1: the SQLite schema table for table, with the tenant policies.
-pub const INITIAL_SCHEMA: &str = include_str!("migrations/0001_initial.sql");
-
 #[cfg(test)]
 mod tests {
     use super::cluster::{ClusterError, TestCluster};
@@ -54,7 +51,7 @@ mod tests {
         let url = cluster.fresh_database("opening").unwrap();
         let pool = super::schema::open(&url, 2).unwrap_or_else(|e| panic!("{e}"));
         let mut client = pool.get().unwrap();
-        assert_eq!(super::schema::schema_version(&mut client).unwrap(), 1);
+        assert_eq!(super::schema::schema_version(&mut *client).unwrap(), 1);
         drop(client);
         // Opening again (another instance) finds the work done.
         super::schema::open(&url, 2).unwrap();
@@ -93,10 +90,8 @@ mod tests {
     fn the_policies_scope_an_unscoped_query_to_the_transactions_org() {
         let Some(cluster) = cluster() else { return };
         let url = cluster.fresh_database("policies").unwrap();
-        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
-        client
-            .batch_execute(super::INITIAL_SCHEMA)
-            .unwrap_or_else(|e| panic!("{e:?}"));
+        let pool = super::schema::open(&url, 1).unwrap_or_else(|e| panic!("{e}"));
+        let mut client = pool.get().unwrap();
         for org in ["org_a", "org_b"] {
             let mut tx = client.transaction().unwrap();
             tx.execute("SELECT set_config('edgekeep.org_id', $1, true)", &[&org])

@@ -1,7 +1,7 @@
 //! Opening a PostgreSQL database: the pool, the role check and the migrations.
 
 use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::postgres::{self, NoTls};
+use r2d2_postgres::postgres::{self, GenericClient, NoTls};
 
 use crate::storage::StorageError;
 
@@ -58,7 +58,7 @@ fn refuse_unbound_role(client: &mut postgres::Client) -> Result<(), StorageError
 }
 
 /// The schema version the database is at (0 when empty).
-pub fn schema_version(client: &mut postgres::Client) -> Result<i64, StorageError> {
+pub fn schema_version(client: &mut impl GenericClient) -> Result<i64, StorageError> {
     let exists: bool = client
         .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
         .map_err(|e| from_pg(&e))?
@@ -87,13 +87,7 @@ fn migrate(client: &mut postgres::Client) -> Result<(), StorageError> {
          )",
     )
     .map_err(|e| from_pg(&e))?;
-    let current: i64 = tx
-        .query_one(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            &[],
-        )
-        .map_err(|e| from_pg(&e))?
-        .get(0);
+    let current = schema_version(&mut tx)?;
     if current > known {
         return Err(StorageError::SchemaTooNew(current));
     }
