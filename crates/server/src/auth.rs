@@ -319,10 +319,10 @@ impl FromRequestParts<AppState> for ApiCaller {
             return Err(error);
         }
         if state.should_touch_key(&key.id, now) {
-            let key_id = key.id.clone();
+            let (org_id, key_id) = (key.org_id.clone(), key.id.clone());
             let storage = std::sync::Arc::clone(state.storage());
             tokio::task::spawn_blocking(move || {
-                if let Err(err) = storage.touch_api_key(&key_id, now) {
+                if let Err(err) = storage.touch_api_key(&org_id, &key_id, now) {
                     tracing::warn!(error = %err, "could not record key use");
                 }
             });
@@ -402,10 +402,10 @@ async fn session_caller(
         }
     }
     if now - record.last_seen_at >= session::SESSION_TOUCH_INTERVAL_SECS {
-        let id = record.id.clone();
+        let (org_id, id) = (record.org_id.clone(), record.id.clone());
         let storage = std::sync::Arc::clone(state.storage());
         tokio::task::spawn_blocking(move || {
-            if let Err(err) = storage.touch_session(&id, now) {
+            if let Err(err) = storage.touch_session(&org_id, &id, now) {
                 tracing::warn!(error = %err, "could not record session use");
             }
         });

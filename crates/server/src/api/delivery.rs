@@ -37,8 +37,8 @@ async fn assignments(
     state
         .blocking(move |s| {
             let rollouts = s.rollouts(&org_id)?;
-            let sdk = s.device_sdk_version(&device_id)?;
-            let serving = s.device_active_models(&device_id)?;
+            let sdk = s.device_sdk_version(&org_id, &device_id)?;
+            let serving = s.device_active_models(&org_id, &device_id)?;
             let mut versions: HashMap<(String, u64), ModelVersionRecord> = HashMap::new();
             for rollout in &rollouts {
                 let key = (rollout.model.clone(), rollout.version);
@@ -130,7 +130,7 @@ pub async fn desired_state(
         state
             .blocking(move |s| {
                 for rollout in rollouts {
-                    if !s.has_progress(&rollout, &device_id)? {
+                    if !s.has_progress(&org_id, &rollout, &device_id)? {
                         s.record_assignment(&org_id, &rollout, &device_id, now)?;
                     }
                 }

@@ -589,6 +589,7 @@ pub async fn finish_step_up(
         }
     };
     let stepped = caller.event("session.step_up", format!("session:{session_id}"), now);
+    let org_id = caller.org_id.clone();
     state
         .blocking(move |s| {
             s.record_passkey_use(
@@ -596,7 +597,7 @@ pub async fn finish_step_up(
                 verified.updated_passkey_json.as_deref(),
                 now,
             )?;
-            s.step_up_session(&session_id, now, &stepped)
+            s.step_up_session(&org_id, &session_id, now, &stepped)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -94,10 +94,10 @@ impl FromRequestParts<AppState> for ScimCaller {
             return Err(error.into());
         }
         if state.should_touch_key(&record.id, now) {
-            let id = record.id.clone();
+            let (org_id, id) = (record.org_id.clone(), record.id.clone());
             let storage = std::sync::Arc::clone(state.storage());
             tokio::task::spawn_blocking(move || {
-                if let Err(err) = storage.touch_scim_token(&id, now) {
+                if let Err(err) = storage.touch_scim_token(&org_id, &id, now) {
                     tracing::warn!(error = %err, "could not record SCIM token use");
                 }
             });

@@ -1,5 +1,5 @@
-//! One behaviour suite every [`Storage`] implementation must pass (SQLite today, PostgreSQL
-//! next): run [`suite`], [`fleet_suite`] then [`people_suite`] against a fresh, empty store.
+//! One behaviour suite every [`Storage`] implementation must pass, run unchanged on SQLite and
+//! PostgreSQL: [`suite`], [`fleet_suite`] then [`people_suite`] against a fresh, empty store.
 
 use edgekeep_protocol::api::{Permission, Role};
 
@@ -417,7 +417,7 @@ pub fn fleet_suite(s: &dyn Storage) {
 
     assert!(s.record_assignment("org1", "rol1", "dev1", 1_007).unwrap());
     assert!(!s.record_assignment("org1", "rol1", "dev1", 1_008).unwrap());
-    assert!(s.has_progress("rol1", "dev1").unwrap());
+    assert!(s.has_progress("org1", "rol1", "dev1").unwrap());
     assert_eq!(
         s.rollout_progress("org1").unwrap(),
         vec![("rol1".to_owned(), ProgressState::Assigned, 1)]
@@ -460,7 +460,7 @@ pub fn fleet_suite(s: &dyn Storage) {
         s.rollout_progress("org1").unwrap(),
         vec![("rol1".to_owned(), ProgressState::Active, 1)]
     );
-    assert_eq!(s.device_sdk_version("dev1").unwrap(), None);
+    assert_eq!(s.device_sdk_version("org1", "dev1").unwrap(), None);
     let statuses = s.device_statuses("org1").unwrap();
     assert_eq!(statuses[0].last_seen_at, Some(2_000));
     assert_eq!(s.purge_telemetry(2_001).unwrap(), 3);
@@ -499,6 +499,19 @@ fn sqlite_passes_the_suite() {
         crate::audit::AuditKey::derive(&[3; 32]),
     )
     .unwrap();
+    suite(&storage);
+    fleet_suite(&storage);
+    people_suite(&storage);
+}
+
+#[test]
+fn postgres_passes_the_suite() {
+    let Some(cluster) = postgres::cluster::TestCluster::start_unless_absent() else {
+        return;
+    };
+    let url = cluster.fresh_database("conformance").unwrap();
+    let storage = PgStorage::open(&url, 4, crate::audit::AuditKey::derive(&[3; 32]))
+        .unwrap_or_else(|e| panic!("{e}: {}", cluster.log()));
     suite(&storage);
     fleet_suite(&storage);
     people_suite(&storage);
@@ -734,7 +747,7 @@ pub fn people_suite(s: &dyn Storage) {
     assert_eq!(s.passkeys("usr1").unwrap().len(), 1);
 
     assert_eq!(s.sessions_of_user("usr3", 2_000).unwrap().len(), 1);
-    s.step_up_session("ses4", 2_500, &audit[0]).unwrap();
+    s.step_up_session("org1", "ses4", 2_500, &audit[0]).unwrap();
     assert_eq!(
         s.session_by_hash(&[54; 32])
             .unwrap()

@@ -228,11 +228,24 @@ pub trait FleetStorage {
         at: i64,
     ) -> Result<bool, StorageError>;
     /// Whether an assignment or later progress is recorded.
-    fn has_progress(&self, rollout_id: &str, device_id: &str) -> Result<bool, StorageError>;
+    fn has_progress(
+        &self,
+        org_id: &str,
+        rollout_id: &str,
+        device_id: &str,
+    ) -> Result<bool, StorageError>;
     /// The SDK version a device last reported, if any.
-    fn device_sdk_version(&self, device_id: &str) -> Result<Option<SemVer>, StorageError>;
+    fn device_sdk_version(
+        &self,
+        org_id: &str,
+        device_id: &str,
+    ) -> Result<Option<SemVer>, StorageError>;
     /// The model versions a device last reported serving (empty if it never reported).
-    fn device_active_models(&self, device_id: &str) -> Result<Vec<ModelRef>, StorageError>;
+    fn device_active_models(
+        &self,
+        org_id: &str,
+        device_id: &str,
+    ) -> Result<Vec<ModelRef>, StorageError>;
     /// Records that a device was seen.
     fn touch_device(&self, org_id: &str, device_id: &str, at: i64) -> Result<(), StorageError>;
 

@@ -27,6 +27,7 @@ pub use people::{
     Acceptance, CeremonyRecord, InvitationRecord, PasskeyRecord, PeopleStorage, SessionRecord,
     UserRecord,
 };
+pub use postgres::PgStorage;
 pub use scim::{
     NewScimUser, ScimEmail, ScimGroupRecord, ScimLookup, ScimName, ScimPage, ScimStorage,
     ScimTokenRecord, ScimUserRecord, USER_NAME_TAKEN,
@@ -298,8 +299,8 @@ pub trait Storage:
         at: i64,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError>;
-    /// Records that a key was used.
-    fn touch_api_key(&self, key_id: &str, at: i64) -> Result<(), StorageError>;
+    /// Records that a key of the org was used.
+    fn touch_api_key(&self, org_id: &str, key_id: &str, at: i64) -> Result<(), StorageError>;
 
     /// Stores a bootstrap token.
     fn insert_bootstrap_token(

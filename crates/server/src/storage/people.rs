@@ -235,11 +235,12 @@ pub trait PeopleStorage {
     ) -> Result<Option<(SessionRecord, MemberRecord, UserRecord)>, StorageError>;
 
     /// Records activity on a session.
-    fn touch_session(&self, session_id: &str, at: i64) -> Result<(), StorageError>;
+    fn touch_session(&self, org_id: &str, session_id: &str, at: i64) -> Result<(), StorageError>;
 
     /// Records a step-up on a session.
     fn step_up_session(
         &self,
+        org_id: &str,
         session_id: &str,
         at: i64,
         audit: &AuditEvent,

@@ -211,7 +211,7 @@ pub trait ScimStorage {
     ) -> Result<bool, StorageError>;
 
     /// Records that a token was used.
-    fn touch_scim_token(&self, token_id: &str, at: i64) -> Result<(), StorageError>;
+    fn touch_scim_token(&self, org_id: &str, token_id: &str, at: i64) -> Result<(), StorageError>;
 
     /// Provisions a user: a conflict when the `userName` is taken in the org.
     fn create_scim_user(&self, new: &NewScimUser<'_>) -> Result<(), StorageError>;

@@ -579,11 +579,11 @@ impl Storage for SqliteStorage {
         })
     }
 
-    fn touch_api_key(&self, key_id: &str, at: i64) -> Result<(), StorageError> {
+    fn touch_api_key(&self, org_id: &str, key_id: &str, at: i64) -> Result<(), StorageError> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1",
-                params![key_id, at],
+                "UPDATE api_keys SET last_used_at = ?3 WHERE org_id = ?1 AND id = ?2",
+                params![org_id, key_id, at],
             )?;
             Ok(())
         })

@@ -471,30 +471,46 @@ impl FleetStorage for SqliteStorage {
         })
     }
 
-    fn has_progress(&self, rollout_id: &str, device_id: &str) -> Result<bool, StorageError> {
+    fn has_progress(
+        &self,
+        org_id: &str,
+        rollout_id: &str,
+        device_id: &str,
+    ) -> Result<bool, StorageError> {
         let conn = self.read();
         let mut stmt = conn.prepare_cached(
-            "SELECT 1 FROM rollout_progress WHERE rollout_id = ?1 AND device_id = ?2",
+            "SELECT 1 FROM rollout_progress WHERE org_id = ?1 AND rollout_id = ?2 \
+             AND device_id = ?3",
         )?;
-        Ok(stmt.exists(params![rollout_id, device_id])?)
+        Ok(stmt.exists(params![org_id, rollout_id, device_id])?)
     }
 
-    fn device_sdk_version(&self, device_id: &str) -> Result<Option<SemVer>, StorageError> {
+    fn device_sdk_version(
+        &self,
+        org_id: &str,
+        device_id: &str,
+    ) -> Result<Option<SemVer>, StorageError> {
         let conn = self.read();
-        let mut stmt =
-            conn.prepare_cached("SELECT sdk_version FROM device_status WHERE device_id = ?1")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT sdk_version FROM device_status WHERE org_id = ?1 AND device_id = ?2",
+        )?;
         Ok(stmt
-            .query_row([device_id], |row| json_col::<SemVer>(row, 0))
+            .query_row([org_id, device_id], |row| json_col::<SemVer>(row, 0))
             .optional()?
             .flatten())
     }
 
-    fn device_active_models(&self, device_id: &str) -> Result<Vec<ModelRef>, StorageError> {
+    fn device_active_models(
+        &self,
+        org_id: &str,
+        device_id: &str,
+    ) -> Result<Vec<ModelRef>, StorageError> {
         let conn = self.read();
-        let mut stmt =
-            conn.prepare_cached("SELECT active_models FROM device_status WHERE device_id = ?1")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT active_models FROM device_status WHERE org_id = ?1 AND device_id = ?2",
+        )?;
         Ok(stmt
-            .query_row([device_id], |row| json_col::<Vec<ModelRef>>(row, 0))
+            .query_row([org_id, device_id], |row| json_col::<Vec<ModelRef>>(row, 0))
             .optional()?
             .flatten()
             .unwrap_or_default())

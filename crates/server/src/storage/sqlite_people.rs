@@ -452,11 +452,12 @@ impl PeopleStorage for SqliteStorage {
             .optional()?)
     }
 
-    fn touch_session(&self, session_id: &str, at: i64) -> Result<(), StorageError> {
+    fn touch_session(&self, org_id: &str, session_id: &str, at: i64) -> Result<(), StorageError> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?2) WHERE id = ?1",
-                params![session_id, at],
+                "UPDATE sessions SET last_seen_at = MAX(last_seen_at, ?3) WHERE org_id = ?1 \
+                 AND id = ?2",
+                params![org_id, session_id, at],
             )?;
             Ok(())
         })
@@ -464,15 +465,16 @@ impl PeopleStorage for SqliteStorage {
 
     fn step_up_session(
         &self,
+        org_id: &str,
         session_id: &str,
         at: i64,
         audit: &AuditEvent,
     ) -> Result<(), StorageError> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE sessions SET stepped_up_at = ?2, last_seen_at = ?2 \
-                 WHERE id = ?1 AND revoked_at IS NULL",
-                params![session_id, at],
+                "UPDATE sessions SET stepped_up_at = ?3, last_seen_at = ?3 \
+                 WHERE org_id = ?1 AND id = ?2 AND revoked_at IS NULL",
+                params![org_id, session_id, at],
             )?;
             append_audit_tx(tx, &self.audit_key, audit)
         })

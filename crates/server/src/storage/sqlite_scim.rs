@@ -430,11 +430,11 @@ impl ScimStorage for SqliteStorage {
         })
     }
 
-    fn touch_scim_token(&self, token_id: &str, at: i64) -> Result<(), StorageError> {
+    fn touch_scim_token(&self, org_id: &str, token_id: &str, at: i64) -> Result<(), StorageError> {
         self.write(|tx| {
             tx.execute(
-                "UPDATE scim_tokens SET last_used_at = ?2 WHERE id = ?1",
-                params![token_id, at],
+                "UPDATE scim_tokens SET last_used_at = ?3 WHERE org_id = ?1 AND id = ?2",
+                params![org_id, token_id, at],
             )?;
             Ok(())
         })

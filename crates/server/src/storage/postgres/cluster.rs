@@ -117,6 +117,25 @@ impl TestCluster {
         Ok(cluster)
     }
 
+    /// A cluster, or `None` (saying so on stderr: the caller skips its test) where PostgreSQL
+    /// is not installed and `EDGEKEEP_REQUIRE_POSTGRES` is unset; `scripts/test`, and so CI,
+    /// sets it.
+    ///
+    /// # Panics
+    /// When PostgreSQL is installed (or required) and the cluster cannot start.
+    pub fn start_unless_absent() -> Option<Self> {
+        match Self::start() {
+            Ok(cluster) => Some(cluster),
+            Err(ClusterError::NotInstalled)
+                if std::env::var_os("EDGEKEEP_REQUIRE_POSTGRES").is_none() =>
+            {
+                eprintln!("SKIPPED: PostgreSQL is not installed; run scripts/test-deps");
+                None
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+
     /// A fresh, empty database `name` owned by a role that is neither superuser nor BYPASSRLS
     /// (as edgekeep-server must connect); returns its URL.
     pub fn fresh_database(&self, name: &str) -> Result<String, ClusterError> {

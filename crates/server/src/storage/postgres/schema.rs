@@ -6,7 +6,10 @@ use r2d2_postgres::postgres::{self, GenericClient, NoTls};
 use crate::storage::StorageError;
 
 /// The numbered migrations, schema 1 first; applied in order, each in its own transaction.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_person_scope.sql"),
+];
 
 /// Only one instance migrates at a time: the others wait on this advisory lock, then find the
 /// work done.
