@@ -101,6 +101,44 @@ impl ConnectionLimits {
     }
 }
 
+/// Where the control plane keeps its records.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Database {
+    /// The data folder's SQLite file: one instance, no set-up.
+    #[default]
+    Embedded,
+    /// A PostgreSQL database (`postgres://user:password@host:port/name`), which several
+    /// instances may share.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Embedded => f.write_str("Embedded"),
+            // The URL may carry the password.
+            Self::Postgres(_) => f.write_str("Postgres(<url>)"),
+        }
+    }
+}
+
+impl std::str::FromStr for Database {
+    type Err = &'static str;
+
+    /// `postgres://…` or `postgresql://…`; `sqlite` (or an empty value) for the embedded
+    /// default.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text.is_empty() || text == "sqlite" {
+            Ok(Self::Embedded)
+        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(Self::Postgres(text.to_owned()))
+        } else {
+            Err("the database is `sqlite` or a postgres:// URL")
+        }
+    }
+}
+
 /// How to run a server. Build with [`ServerConfig::new`] and adjust fields.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -123,8 +161,12 @@ pub struct ServerConfig {
     pub proof_freshness_secs: i64,
     /// Rate limits.
     pub rate_limits: RateLimits,
+    /// Where the records are kept.
+    pub database: Database,
     /// Number of read-only SQLite connections.
     pub sqlite_readers: usize,
+    /// Most pooled connections to PostgreSQL.
+    pub postgres_connections: u32,
     /// Largest artifact ciphertext accepted on upload, bytes.
     pub max_artifact_bytes: u64,
     /// Lifetime of a signed desired state, seconds (short: freshness).
@@ -161,7 +203,9 @@ impl ServerConfig {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             proof_freshness_secs: edgekeep_protocol::proof::DEFAULT_FRESHNESS_SECS,
             rate_limits: RateLimits::default(),
+            database: Database::Embedded,
             sqlite_readers: 4,
+            postgres_connections: 16,
             max_artifact_bytes: 256 * 1024 * 1024,
             desired_state_ttl_secs: 300,
             telemetry_retention_secs: 30 * 24 * 3600,

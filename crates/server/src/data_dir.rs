@@ -11,13 +11,16 @@
 //! ```
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use edgekeep_protocol::api::{Role, valid_name};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::config::Database;
 use crate::error::ServerError;
 use crate::storage::{
-    ApiKeyRecord, AuditEvent, InvitationRecord, MemberRecord, OrgRecord, SqliteStorage, Storage,
+    ApiKeyRecord, AuditEvent, InvitationRecord, MemberRecord, OrgRecord, PgStorage, SqliteStorage,
+    Storage,
 };
 use edgekeep_protocol::token::{MintedToken, TokenKind};
 
@@ -92,6 +95,23 @@ impl DataDir {
             std::fs::read(self.secret()).map_err(|_| ServerError::BadSecret)?,
         );
         crate::secret::ServerSecret::from_bytes(&bytes)
+    }
+
+    /// Opens the records of an initialized folder: its SQLite file, or `database` when that
+    /// names PostgreSQL (migrated first), with up to `connections` connections.
+    pub fn open_database(
+        &self,
+        database: &Database,
+        connections: usize,
+    ) -> Result<Arc<dyn Storage>, ServerError> {
+        match database {
+            Database::Embedded => Ok(Arc::new(self.open_storage(connections)?)),
+            Database::Postgres(url) => {
+                let key = self.load_secret()?.audit_key();
+                let connections = u32::try_from(connections).unwrap_or(u32::MAX);
+                Ok(Arc::new(PgStorage::open(url, connections, key)?))
+            }
+        }
     }
 
     /// Opens the database of an initialized folder, with the audit key from its secret.
@@ -242,17 +262,33 @@ pub fn create_org_in(storage: &dyn Storage, name: &str) -> Result<OrgCreated, Se
     })
 }
 
-/// Creates an org in an initialized data folder (safe while the server runs: SQLite locks).
-pub fn create_org(data_dir: &Path, name: &str) -> Result<OrgCreated, ServerError> {
-    let storage = DataDir::new(data_dir).open_storage(1)?;
-    create_org_in(&storage, name)
+/// Creates an org in an initialized data folder, in its records (`database`); safe while
+/// servers run.
+pub fn create_org(
+    data_dir: &Path,
+    database: &Database,
+    name: &str,
+) -> Result<OrgCreated, ServerError> {
+    let storage = DataDir::new(data_dir).open_database(database, 1)?;
+    create_org_in(&*storage, name)
+}
+
+/// Initializes a data folder with the embedded database: see [`init_with`].
+pub fn init(data_dir: &Path, org_name: &str) -> Result<OrgCreated, ServerError> {
+    init_with(data_dir, &Database::Embedded, org_name)
 }
 
 /// Initializes a data folder: creates it, a development CA and server certificate, the server
-/// secret, the database, and the first org with its Owner. Fails if a database already exists.
-pub fn init(data_dir: &Path, org_name: &str) -> Result<OrgCreated, ServerError> {
+/// secret, the records (`database`: the folder's SQLite file or a PostgreSQL database, migrated)
+/// and the first org with its Owner. Fails if the records already exist (a PostgreSQL database
+/// that holds an org).
+pub fn init_with(
+    data_dir: &Path,
+    database: &Database,
+    org_name: &str,
+) -> Result<OrgCreated, ServerError> {
     let dir = DataDir::new(data_dir);
-    if dir.database().exists() {
+    if *database == Database::Embedded && dir.database().exists() {
         return Err(ServerError::AlreadyInitialized);
     }
     if !valid_name(org_name) {
@@ -281,8 +317,18 @@ pub fn init(data_dir: &Path, org_name: &str) -> Result<OrgCreated, ServerError> 
         write_private(&dir.secret(), secret.as_ref())?;
     }
     dir.load_or_create_desired_state_key()?;
-    let storage = SqliteStorage::open(&dir.database(), 1, dir.load_secret()?.audit_key())?;
-    create_org_in(&storage, org_name)
+    let storage: Arc<dyn Storage> = match database {
+        Database::Embedded => Arc::new(SqliteStorage::open(
+            &dir.database(),
+            1,
+            dir.load_secret()?.audit_key(),
+        )?),
+        Database::Postgres(_) => dir.open_database(database, 1)?,
+    };
+    if !storage.org_ids()?.is_empty() {
+        return Err(ServerError::AlreadyInitialized);
+    }
+    create_org_in(&*storage, org_name)
 }
 
 #[cfg(test)]
@@ -310,7 +356,7 @@ mod tests {
             init(&root, "Again"),
             Err(ServerError::AlreadyInitialized)
         ));
-        let second = create_org(&root, "Other").unwrap();
+        let second = create_org(&root, &Database::Embedded, "Other").unwrap();
         assert_ne!(second.org_id, created.org_id);
         assert!(!format!("{second:?}").contains(&second.owner_api_key));
     }

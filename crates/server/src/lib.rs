@@ -47,8 +47,8 @@ pub mod storage;
 pub mod tls;
 pub mod upload;
 
-pub use config::{ConnectionLimits, RateLimits, ServerConfig};
-pub use data_dir::{OrgCreated, create_org, init};
+pub use config::{ConnectionLimits, Database, RateLimits, ServerConfig};
+pub use data_dir::{OrgCreated, create_org, init, init_with};
 pub use error::{ApiError, ServerError};
 pub use net::ConnectionStats;
 pub use server::{RunningServer, Server};

@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use edgekeep_server::data_dir::DataDir;
-use edgekeep_server::{ServerConfig, audit};
+use edgekeep_server::{Database, ServerConfig, audit};
 
 #[derive(Parser)]
 #[command(
@@ -19,23 +19,39 @@ struct Cli {
     command: Command,
 }
 
+/// The data folder and where its records are kept.
+#[derive(Args)]
+struct Records {
+    /// Data folder (keys, TLS files, artifacts; and the SQLite database by default).
+    #[arg(long)]
+    data: PathBuf,
+    /// Where the records are kept: `sqlite` (the data folder's file) or a `postgres://` URL.
+    /// Prefer the environment variable: a URL on a command line shows its password to the
+    /// machine's other users.
+    #[arg(
+        long,
+        env = "EDGEKEEP_DATABASE",
+        hide_env_values = true,
+        default_value = "sqlite"
+    )]
+    database: Database,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create the data folder, a development TLS certificate, and the first org and Owner.
     /// Prints the Owner's API key once.
     Init {
-        /// Data folder.
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        records: Records,
         /// Name of the first org.
         #[arg(long, default_value = "default")]
         org: String,
     },
     /// Serve the API over HTTPS.
     Serve {
-        /// Data folder.
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        records: Records,
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
@@ -66,6 +82,12 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         shutdown_grace_secs: u64,
     },
+    /// Bring the database's schema up to date (serving does it too) and print its version;
+    /// refuses a schema newer than this binary.
+    Migrate {
+        #[command(flatten)]
+        records: Records,
+    },
     /// Org administration.
     Org {
         #[command(subcommand)]
@@ -92,9 +114,8 @@ enum Command {
 enum OrgCommand {
     /// Create another org with its first Owner; prints the Owner's API key once.
     Create {
-        /// Data folder.
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        records: Records,
         /// Org name.
         #[arg(long)]
         name: String,
@@ -106,9 +127,8 @@ enum AuditCommand {
     /// Verify every org's hash chain and authenticated head; exits non-zero and names the
     /// first broken entry.
     Verify {
-        /// Data folder.
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        records: Records,
         /// JSON Lines of signed checkpoints (`GET /v1/audit/checkpoint`) kept elsewhere: each
         /// org's chain must still hold its newest checkpoint (detects a rolled-back database).
         #[arg(long)]
@@ -116,9 +136,8 @@ enum AuditCommand {
     },
     /// Export an org's entries in [from, to) as JSON Lines on stdout.
     Export {
-        /// Data folder.
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        records: Records,
         /// Org id.
         #[arg(long)]
         org: String,
@@ -140,18 +159,24 @@ fn print_created(created: &edgekeep_server::OrgCreated) {
     println!(" the person who accepts the invitation with a passkey becomes this Owner)");
 }
 
-async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
+/// Runs a command. Only serving needs an async runtime; the other commands use the storage
+/// directly, which blocks (and must not inside a runtime).
+fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Init { data, org } => {
-            let created = edgekeep_server::init(&data, &org)?;
+        Command::Init { records, org } => {
+            let created = edgekeep_server::init_with(&records.data, &records.database, &org)?;
             print_created(&created);
             println!(
                 "development CA:  {}",
-                DataDir::new(&data).ca_cert().display()
+                DataDir::new(&records.data).ca_cert().display()
             );
         }
+        Command::Migrate { records } => {
+            let storage = DataDir::new(&records.data).open_database(&records.database, 1)?;
+            println!("schema version {}", storage.schema_version()?);
+        }
         Command::Serve {
-            data,
+            records,
             listen,
             tls_cert,
             tls_key,
@@ -162,7 +187,8 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             idle_timeout_secs,
             shutdown_grace_secs,
         } => {
-            let mut config = ServerConfig::new(data, listen);
+            let mut config = ServerConfig::new(records.data, listen);
+            config.database = records.database;
             config.tls_cert = tls_cert;
             config.tls_key = tls_key;
             config.public_url = public_url;
@@ -171,10 +197,13 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             config.connections.max_connections = max_connections;
             config.connections.idle_timeout = std::time::Duration::from_secs(idle_timeout_secs);
             config.connections.shutdown_grace = std::time::Duration::from_secs(shutdown_grace_secs);
-            let server = edgekeep_server::Server::start(config).await?;
-            println!("listening on {}", server.base_url());
-            tokio::signal::ctrl_c().await?;
-            server.shutdown().await;
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let server = edgekeep_server::Server::start(config).await?;
+                println!("listening on {}", server.base_url());
+                tokio::signal::ctrl_c().await?;
+                server.shutdown().await;
+                Ok::<_, Box<dyn std::error::Error>>(())
+            })?;
         }
         Command::Backup { data, out } => {
             let report = edgekeep_server::backup::backup(&data, &out)?;
@@ -187,20 +216,28 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             );
         }
         Command::Org {
-            command: OrgCommand::Create { data, name },
-        } => print_created(&edgekeep_server::create_org(&data, &name)?),
+            command: OrgCommand::Create { records, name },
+        } => print_created(&edgekeep_server::create_org(
+            &records.data,
+            &records.database,
+            &name,
+        )?),
         Command::Audit {
-            command: AuditCommand::Verify { data, checkpoints },
+            command:
+                AuditCommand::Verify {
+                    records,
+                    checkpoints,
+                },
         } => {
-            let dir = DataDir::new(&data);
-            let storage = dir.open_storage(1)?;
+            let dir = DataDir::new(&records.data);
+            let storage = dir.open_database(&records.database, 1)?;
             let key = dir.load_secret()?.audit_key();
             let checkpoints = match checkpoints {
                 Some(path) => read_checkpoints(&path, &dir.load_or_create_desired_state_key()?)?,
                 None => Vec::new(),
             };
             let mut intact = true;
-            for report in audit::verify_all(&storage, &key, &checkpoints)? {
+            for report in audit::verify_all(&*storage, &key, &checkpoints)? {
                 match report.result {
                     Ok(count) => println!("{}: ok ({count} entries)", report.org_id),
                     Err(problem) => {
@@ -214,14 +251,13 @@ async fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         Command::Audit {
             command:
                 AuditCommand::Export {
-                    data,
+                    records,
                     org,
                     from,
                     to,
                 },
         } => {
-            use edgekeep_server::storage::Storage as _;
-            let storage = DataDir::new(&data).open_storage(1)?;
+            let storage = DataDir::new(&records.data).open_database(&records.database, 1)?;
             for entry in storage.audit_entries(&org, from, to)? {
                 println!("{}", audit::export_line(&entry)?);
             }
@@ -262,14 +298,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
+    match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(2),
         Err(err) => {

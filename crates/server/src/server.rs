@@ -25,7 +25,17 @@ impl Server {
     /// (or until the value is dropped). Must be called inside a tokio runtime.
     pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         let dir = DataDir::new(&config.data_dir);
-        let storage: Arc<dyn Storage> = Arc::new(dir.open_storage(config.sqlite_readers)?);
+        let connections = match config.database {
+            crate::config::Database::Embedded => config.sqlite_readers,
+            crate::config::Database::Postgres(_) => config.postgres_connections as usize,
+        };
+        let storage = {
+            let (dir, database) = (dir.clone(), config.database.clone());
+            // Opening connects and migrates: blocking work.
+            tokio::task::spawn_blocking(move || dir.open_database(&database, connections))
+                .await
+                .map_err(|_| ServerError::InvalidArgument("opening the database failed"))??
+        };
         let secret = dir.load_secret()?;
         let cert = config.tls_cert.clone().unwrap_or_else(|| dir.cert());
         let key = config.tls_key.clone().unwrap_or_else(|| dir.key());

@@ -112,3 +112,68 @@ async fn init_serve_and_audit_through_the_binary() {
     assert!(lines.iter().any(|e| e["action"] == "org.create"));
     assert!(lines.iter().all(|e| e["org_id"] == org.as_str()));
 }
+
+/// On PostgreSQL: `init`, `migrate`, `org create` and `audit verify` through the binary, the
+/// URL from the environment; a wrong password, an absent database and a non-URL are clear
+/// startup errors that never print the password.
+#[test]
+fn the_binary_on_postgres_and_its_startup_errors() {
+    let Some(cluster) =
+        edgekeep_server::storage::postgres::cluster::TestCluster::start_unless_absent()
+    else {
+        return;
+    };
+    let url = cluster.fresh_database("cli").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |args: &[&str], database: &str| {
+        let out = bin()
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .env("EDGEKEEP_DATABASE", database)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = run(&["init", "--org", "Acme"], &url);
+    assert!(ok, "{stderr}");
+    assert!(field(&stdout, "owner API key:").starts_with("ek_"));
+    assert!(
+        !data.join("edgekeep.db").exists(),
+        "a SQLite file beside PostgreSQL"
+    );
+    let (ok, _, stderr) = run(&["init", "--org", "Again"], &url);
+    assert!(!ok && stderr.contains("already initialized"), "{stderr}");
+    let (ok, stdout, stderr) = run(&["migrate"], &url);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "schema version 2");
+    let (ok, stdout, _) = run(&["org", "create", "--name", "Beta"], &url);
+    assert!(ok && stdout.contains("owner API key:"));
+    let (ok, stdout, stderr) = run(&["audit", "verify"], &url);
+    assert!(ok, "{stdout}{stderr}");
+    assert_eq!(stdout.matches(": ok (").count(), 2, "{stdout}");
+
+    let password = url
+        .split_once("://edgekeep_server:")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(password, _)| password.to_owned())
+        .unwrap();
+    let wrong = url.replace(&password, "not-the-password");
+    let absent = url.replace("/cli", "/absent");
+    for (database, says) in [
+        (wrong.as_str(), "28P01"),
+        (absent.as_str(), "3D000"),
+        ("mysql://somewhere", "postgres:// URL"),
+    ] {
+        let (ok, stdout, stderr) = run(&["migrate"], database);
+        assert!(!ok, "{database} was accepted");
+        assert!(stderr.contains(says), "{database}: {stderr}");
+        assert!(!stderr.contains(&password) && !stdout.contains(&password));
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

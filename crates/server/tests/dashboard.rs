@@ -132,28 +132,29 @@ async fn the_fleet_page_shows_the_sessions_org_only() {
     assert!(html.contains("Org A") && html.contains("member"));
 
     // The hourly counts, recorded as the housekeeping does, draw the devices over time.
-    let storage = t.server.storage();
     let now = common::now();
-    for hours_ago in [3, 2] {
-        edgekeep_server::fleet_history::record_snapshots(
-            storage.as_ref(),
-            900,
-            now - hours_ago * 3600,
-        )
-        .unwrap();
-    }
+    t.stored(move |storage| {
+        for hours_ago in [3, 2] {
+            edgekeep_server::fleet_history::record_snapshots(storage, 900, now - hours_ago * 3600)
+                .unwrap();
+        }
+    })
+    .await;
     let html = html_of(&t, "/fleet", &member).await;
     assert!(html.contains("<svg class=\"timeline\""), "{html}");
     // The server's housekeeping recorded one at start (no device then), and the two here.
-    let history = storage.fleet_snapshots(&t.org_id, 0).unwrap();
+    let org = t.org_id.clone();
+    let history = t
+        .stored(move |storage| storage.fleet_snapshots(&org, 0))
+        .await
+        .unwrap();
     assert_eq!(history.len(), 3, "{history:?}");
     assert!(history.iter().all(|(at, _)| at % 3600 == 0));
     assert_eq!(history[0].1.enrolled, 3, "{history:?}");
     assert_eq!(history[2].1.enrolled, 0, "{history:?}");
 
     // Org B's person sees org B only.
-    let org_b =
-        edgekeep_server::data_dir::create_org_in(t.server.storage().as_ref(), "Org B").unwrap();
+    let org_b = t.server.create_org("Org B").await.unwrap();
     let in_b = t.person(&org_b.owner_api_key, Role::Member, false).await;
     let html = page(&t, "/fleet", Some(&in_b)).await.text().await.unwrap();
     assert!(html.contains("Org B") && !html.contains("Org A"));
@@ -316,8 +317,7 @@ async fn devices_filter_page_and_revoke_within_the_org() {
     assert_eq!(audit.status(), StatusCode::FORBIDDEN);
     assert!(audit.text().await.unwrap().contains("does not allow this"));
 
-    let org_b =
-        edgekeep_server::data_dir::create_org_in(t.server.storage().as_ref(), "Org B").unwrap();
+    let org_b = t.server.create_org("Org B").await.unwrap();
     let in_b = t.person(&org_b.owner_api_key, Role::Owner, false).await;
     let html = page(&t, "/devices", Some(&in_b))
         .await
@@ -484,7 +484,6 @@ async fn passkeys_are_renamed_and_removed_from_the_page_but_never_the_last() {
         "{html}"
     );
 
-    let storage = t.server.storage();
     let add = |id: &str, name: &str| {
         let record = edgekeep_server::storage::PasskeyRecord {
             id: id.to_owned(),
@@ -503,9 +502,9 @@ async fn passkeys_are_renamed_and_removed_from_the_page_but_never_the_last() {
             request_id: "test".to_owned(),
             at: common::now(),
         };
-        storage.insert_passkey(&record, &audit).unwrap();
+        t.stored(move |storage| storage.insert_passkey(&record, &audit).unwrap())
     };
-    add("cred-one", "laptop");
+    add("cred-one", "laptop").await;
     let html = people().await;
     assert!(
         html.contains("aria-label=\"Rename laptop\"")
@@ -517,7 +516,7 @@ async fn passkeys_are_renamed_and_removed_from_the_page_but_never_the_last() {
         "the only passkey is offered for removal: {html}"
     );
 
-    add("cred-two", "phone");
+    add("cred-two", "phone").await;
     let html = people().await;
     assert!(
         html.contains("aria-label=\"Remove laptop\"")

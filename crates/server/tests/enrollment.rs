@@ -23,10 +23,10 @@ async fn enrolled_device_authenticates_and_shares_a_wrapping_key() {
     assert_eq!(me.id, device.id);
     assert_eq!(me.device_group.as_deref(), Some("beta"));
 
+    let (org, id) = (t.org_id.clone(), device.id.clone());
     let stored = t
-        .server
-        .storage()
-        .device(&t.org_id, &device.id)
+        .stored(move |s| s.device(&org, &id))
+        .await
         .unwrap()
         .unwrap();
     assert!(

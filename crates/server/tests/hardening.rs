@@ -350,6 +350,10 @@ fn mode(path: &std::path::Path) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_files_are_readable_by_the_owner_only() {
     let t = TestServer::start().await;
+    if t.database != edgekeep_server::Database::Embedded {
+        eprintln!("SKIPPED: the records are in PostgreSQL, not in the data folder");
+        return;
+    }
     let db = edgekeep_server::data_dir::DataDir::new(t.data.path()).database();
     assert_eq!(mode(&db), 0o600);
     let wal = std::path::PathBuf::from(format!("{}-wal", db.display()));

@@ -413,12 +413,7 @@ async fn bad_ceremonies_and_responses_are_refused_and_leave_nothing() {
             .any(|i| i["id"] == invited["invitation"]["id"] && i["accepted_at"].is_null())
     );
 
-    let db = rusqlite::Connection::open(server.data.path().join("edgekeep.db")).unwrap();
-    db.execute(
-        "UPDATE users SET deactivated_at = 1 WHERE id = ?1",
-        [&owner.user_id],
-    )
-    .unwrap();
+    server.deactivate_user(&owner.user_id, 1).await;
     let (status, _, _) = sign_in(&server, &mut laptop, None).await;
     assert_eq!(
         status,

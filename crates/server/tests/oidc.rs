@@ -491,12 +491,7 @@ async fn a_deactivated_person_is_refused() {
     s.invite(&key, "alice@example.com", "member").await;
     let (_, response) = s.login(&s.ts.org_id, "alice").await;
     let created: SessionCreated = response.json().await.unwrap();
-    let db = rusqlite::Connection::open(s.ts.data.path().join("edgekeep.db")).unwrap();
-    db.execute(
-        "UPDATE users SET deactivated_at = ?1 WHERE id = ?2",
-        rusqlite::params![now(), created.user_id],
-    )
-    .unwrap();
+    s.ts.deactivate_user(&created.user_id, now()).await;
     let (_, response) = s.login(&s.ts.org_id, "alice").await;
     common::assert_error(response, ErrorCode::IdpLoginRejected).await;
     assert_eq!(
@@ -523,8 +518,7 @@ async fn org_b_identity_provider_cannot_sign_anyone_into_org_a() {
     let (_, response) = s.login(&s.ts.org_id, "alice").await;
     assert_eq!(response.status(), StatusCode::OK);
 
-    let org_b =
-        edgekeep_server::data_dir::create_org_in(s.ts.server.storage().as_ref(), "Org B").unwrap();
+    let org_b = s.ts.server.create_org("Org B").await.unwrap();
     let key_b = org_b.owner_api_key.clone();
     let (status, value) = s
         .configure(&key_b, "edgekeep-org-b", &["example.com"])
@@ -601,7 +595,8 @@ async fn configuration_is_owner_only_validated_audited_and_the_secret_sealed() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(info["redirect_uri"], s.ts.url("/v1/auth/oidc/callback"));
     assert!(!info.to_string().contains(SECRET));
-    assert!(!s.ts.server.storage().sso_required(&s.ts.org_id).unwrap());
+    let org = s.ts.org_id.clone();
+    assert!(!s.ts.stored(move |st| st.sso_required(&org)).await.unwrap());
 
     // The secret is nowhere in the database files in plaintext.
     for entry in std::fs::read_dir(s.ts.data.path()).unwrap() {

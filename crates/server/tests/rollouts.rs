@@ -26,7 +26,8 @@ async fn ten_percent_of_ten_thousand_simulated_devices_and_stable_buckets() {
     let rollout = server.rollout(&owner, "kws", 2, None, 1_000).await;
     assert_eq!(rollout.previous_version, Some(1));
 
-    let stored = server.server.storage().rollouts(&server.org_id).unwrap();
+    let org = server.org_id.clone();
+    let stored = server.stored(move |s| s.rollouts(&org)).await.unwrap();
     let ids: Vec<String> = (0..10_000).map(|i| format!("dev_sim_{i}")).collect();
     let on_new: Vec<bool> = ids
         .iter()
@@ -52,7 +53,8 @@ async fn ten_percent_of_ten_thousand_simulated_devices_and_stable_buckets() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let stored = server.server.storage().rollouts(&server.org_id).unwrap();
+    let org = server.org_id.clone();
+    let stored = server.stored(move |s| s.rollouts(&org)).await.unwrap();
     let promoted: Vec<bool> = ids
         .iter()
         .map(|id| resolve(&stored, id, None)[0].version == 2)

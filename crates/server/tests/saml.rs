@@ -149,8 +149,7 @@ impl Setup {
         }
         let ts = TestServer::start().await;
         let idp = Idp::start();
-        let org_b = edgekeep_server::data_dir::create_org_in(ts.server.storage().as_ref(), "Org B")
-            .unwrap();
+        let org_b = ts.server.create_org("Org B").await.unwrap();
         let mut setup = Self { ts, idp, org_b };
         let owner = setup.ts.owner_key.clone();
         let org_b_owner = setup.org_b.owner_api_key.clone();
@@ -743,7 +742,8 @@ async fn configuration_is_owner_only_and_checks_the_certificate() {
 
     let (status, _) = s.configure(&owner, &pem, true).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(s.ts.server.storage().sso_required(&s.ts.org_id).unwrap());
+    let org = s.ts.org_id.clone();
+    assert!(s.ts.stored(move |st| st.sso_required(&org)).await.unwrap());
 
     let (status, _) =
         s.ts.call(Method::DELETE, "/v1/org/saml", &owner, None)
@@ -776,10 +776,10 @@ async fn a_session_from_an_org_idp_acts_only_in_that_org() {
     let in_a =
         s.ts.person(&s.ts.owner_key, edgekeep_protocol::api::Role::Member, false)
             .await;
+    let user_id = in_a.user_id.clone();
     let email =
-        s.ts.server
-            .storage()
-            .user(&in_a.user_id)
+        s.ts.stored(move |st| st.user(&user_id))
+            .await
             .unwrap()
             .unwrap()
             .email

@@ -450,12 +450,7 @@ async fn a_deactivated_person_and_a_forged_cookie_are_refused() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let db = rusqlite::Connection::open(server.data.path().join("edgekeep.db")).unwrap();
-    db.execute(
-        "UPDATE users SET deactivated_at = 1 WHERE id = ?1",
-        [&person.user_id],
-    )
-    .unwrap();
+    server.deactivate_user(&person.user_id, 1).await;
     let (status, _) = server
         .session_call(&person, Method::GET, "/v1/org", None)
         .await;

@@ -368,4 +368,7 @@ pub trait Storage:
     ) -> Result<Vec<AuditEntry>, StorageError>;
     /// The recorded head of an org's audit chain.
     fn audit_head(&self, org_id: &str) -> Result<Option<AuditHead>, StorageError>;
+
+    /// The schema version the database is at (its newest applied migration).
+    fn schema_version(&self) -> Result<i64, StorageError>;
 }

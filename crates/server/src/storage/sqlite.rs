@@ -843,6 +843,12 @@ impl Storage for SqliteStorage {
             )
             .optional()?)
     }
+
+    fn schema_version(&self) -> Result<i64, StorageError> {
+        Ok(self
+            .read()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))?)
+    }
 }
 
 #[cfg(test)]

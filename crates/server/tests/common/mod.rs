@@ -7,7 +7,8 @@ use edgekeep_protocol::api::{
 use edgekeep_protocol::key_agreement::{EphemeralAgreement, WrappingKey};
 use edgekeep_protocol::proof::{self, ProofSigner, SoftwareDeviceKey};
 use edgekeep_protocol::{ErrorBody, ErrorCode};
-use edgekeep_server::{RunningServer, Server, ServerConfig};
+use edgekeep_server::storage::postgres::cluster::TestCluster;
+use edgekeep_server::{Database, RunningServer, Server, ServerConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -21,6 +22,8 @@ pub struct TestServer {
     /// The origin browsers of this server's pages report (its public URL, or its address).
     pub origin: String,
     pub data: tempfile::TempDir,
+    /// Where the server keeps its records.
+    pub database: Database,
 }
 
 pub fn now() -> i64 {
@@ -30,6 +33,21 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The records a test server keeps: the embedded default, or, with
+/// `EDGEKEEP_TEST_BACKEND=postgres` (`scripts/test` runs the server suites a second time so), a
+/// fresh database on the test process's PostgreSQL cluster.
+pub fn test_database() -> Database {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if std::env::var("EDGEKEEP_TEST_BACKEND").as_deref() != Ok("postgres") {
+        return Database::Embedded;
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let cluster = TestCluster::for_process()
+        .expect("EDGEKEEP_TEST_BACKEND=postgres needs PostgreSQL: run scripts/test-deps");
+    let name = format!("test_{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    Database::Postgres(cluster.fresh_database(&name).unwrap())
+}
+
 impl TestServer {
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
@@ -37,8 +55,17 @@ impl TestServer {
 
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let created = edgekeep_server::init(data.path(), "Org A").unwrap();
+        let path = data.path().to_owned();
+        // Blocking work (PostgreSQL's client blocks on a runtime of its own).
+        let (created, database) = tokio::task::spawn_blocking(move || {
+            let database = test_database();
+            let created = edgekeep_server::init_with(&path, &database, "Org A").unwrap();
+            (created, database)
+        })
+        .await
+        .unwrap();
         let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse().unwrap());
+        config.database = database.clone();
         adjust(&mut config);
         let public_origin = config.public_url.clone();
         let server = Server::start(config).await.unwrap();
@@ -59,7 +86,43 @@ impl TestServer {
             owner_invitation: created.owner_invitation,
             origin,
             data,
+            database,
         }
+    }
+
+    /// Runs `body` on the server's storage from a blocking thread, as the server does (the
+    /// PostgreSQL client must not block inside an async task).
+    pub async fn stored<T: Send + 'static>(
+        &self,
+        body: impl FnOnce(&dyn edgekeep_server::storage::Storage) -> T + Send + 'static,
+    ) -> T {
+        let storage = self.server.storage();
+        tokio::task::spawn_blocking(move || body(storage.as_ref()))
+            .await
+            .unwrap()
+    }
+
+    /// Marks a person deactivated behind the server's back, in its database (as a directory
+    /// sync or an operator would).
+    pub async fn deactivate_user(&self, user_id: &str, at: i64) {
+        let sql = "UPDATE users SET deactivated_at = $1 WHERE id = $2";
+        let (database, path, user_id) = (
+            self.database.clone(),
+            self.data.path().join("edgekeep.db"),
+            user_id.to_owned(),
+        );
+        tokio::task::spawn_blocking(move || match database {
+            Database::Embedded => {
+                let db = rusqlite::Connection::open(path).unwrap();
+                db.execute(sql, rusqlite::params![at, user_id]).unwrap();
+            }
+            Database::Postgres(url) => {
+                let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                db.execute(sql, &[&at, &user_id]).unwrap();
+            }
+        })
+        .await
+        .unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {

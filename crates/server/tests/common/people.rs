@@ -45,10 +45,12 @@ impl TestServer {
 
     /// Accepts an invitation token as a new person (or as `existing` user id).
     pub async fn accept(&self, token: &str, existing: Option<&str>, stepped_up: bool) -> Person {
-        let storage = self.server.storage();
         let suffix = random_suffix();
         let user = match existing {
-            Some(id) => storage.user(id).unwrap().unwrap(),
+            Some(id) => {
+                let id = id.to_owned();
+                self.stored(move |s| s.user(&id)).await.unwrap().unwrap()
+            }
             None => UserRecord {
                 id: format!("usr_{suffix}"),
                 handle: format!("handle-{suffix}"),
@@ -90,24 +92,29 @@ impl TestServer {
             request_id: "test".to_owned(),
             at: now(),
         }];
-        let member = storage
-            .accept_invitation(&Acceptance {
-                token_hash: token_hash(token),
-                user: &user,
-                new_user: existing.is_none(),
-                passkey: None,
-                new_member: &new_member,
-                session: &session,
-                audit: &audit,
-                at: now(),
+        let (token_hash, new_user) = (token_hash(token), existing.is_none());
+        let (accepting, session_id) = (user.clone(), session.id.clone());
+        let member = self
+            .stored(move |s| {
+                s.accept_invitation(&Acceptance {
+                    token_hash,
+                    user: &accepting,
+                    new_user,
+                    passkey: None,
+                    new_member: &new_member,
+                    session: &session,
+                    audit: &audit,
+                    at: now(),
+                })
             })
+            .await
             .unwrap();
         let csrf = self.session_csrf(secret.expose()).await;
         Person {
             user_id: user.id,
             member_id: member.id,
             org_id: member.org_id,
-            session_id: session.id,
+            session_id,
             secret: secret.expose().to_owned(),
             csrf,
         }
@@ -139,9 +146,9 @@ impl TestServer {
             request_id: "test".to_owned(),
             at: now(),
         };
-        self.server
-            .storage()
-            .insert_session(&session, &event)
+        let stored = session.clone();
+        self.stored(move |s| s.insert_session(&stored, &event))
+            .await
             .unwrap();
         Person {
             session_id: session.id,

@@ -45,6 +45,40 @@ pub struct TestCluster {
 impl TestCluster {
     /// Makes a cluster and starts its server; returns once it accepts connections.
     pub fn start() -> Result<Self, ClusterError> {
+        Self::start_with(false)
+    }
+
+    /// One cluster for the whole test process, started on first use, or `None` where
+    /// PostgreSQL is absent (as [`Self::start_unless_absent`]). A static is never dropped, so
+    /// its server is told to quit when the process ends (the parent-death signal, from a thread
+    /// that lives as long as the process); its folder is left in the temporary directory.
+    pub fn for_process() -> Option<&'static Self> {
+        static SHARED: std::sync::OnceLock<Option<TestCluster>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let (sender, receiver) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let _ = sender.send(Self::start_with(true));
+                    loop {
+                        std::thread::park();
+                    }
+                });
+                match receiver.recv() {
+                    Ok(Ok(cluster)) => Some(cluster),
+                    Ok(Err(ClusterError::NotInstalled))
+                        if std::env::var_os("EDGEKEEP_REQUIRE_POSTGRES").is_none() =>
+                    {
+                        eprintln!("SKIPPED: PostgreSQL is not installed; run scripts/test-deps");
+                        None
+                    }
+                    Ok(Err(error)) => panic!("{error}"),
+                    Err(_) => panic!("the cluster's thread ended"),
+                }
+            })
+            .as_ref()
+    }
+
+    fn start_with(die_with_parent: bool) -> Result<Self, ClusterError> {
         let bin = binaries().ok_or(ClusterError::NotInstalled)?;
         let dir = tempfile::tempdir().map_err(|e| step("making the folder", e))?;
         let data = dir.path().join("data");
@@ -79,7 +113,7 @@ impl TestCluster {
             });
         }
         let port = free_port()?;
-        let server = run_as(as_root, &bin.join("postgres"))
+        let server = setpriv(as_root, die_with_parent, &bin.join("postgres"))
             .arg("-D")
             .arg(&data)
             .args([
@@ -114,6 +148,7 @@ impl TestCluster {
             server,
         };
         cluster.wait_ready()?;
+        cluster.create_server_role()?;
         Ok(cluster)
     }
 
@@ -141,17 +176,6 @@ impl TestCluster {
     pub fn fresh_database(&self, name: &str) -> Result<String, ClusterError> {
         let mut admin = postgres::Client::connect(&self.admin_url(), postgres::NoTls)
             .map_err(|e| pg_step("connecting as the cluster's superuser", &e))?;
-        admin
-            .batch_execute(&format!(
-                "DO $$ BEGIN
-                    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVER_ROLE}') THEN
-                        CREATE ROLE {SERVER_ROLE} LOGIN PASSWORD '{}' NOSUPERUSER NOBYPASSRLS;
-                    END IF;
-                 END $$;",
-                self.password
-            ))
-            .map_err(|e| pg_step("creating the server's role", &e))?;
-        // Not in the same batch: CREATE DATABASE cannot run inside a transaction.
         admin
             .batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER {SERVER_ROLE}"))
             .map_err(|e| pg_step("creating the database", &e))?;
@@ -182,6 +206,23 @@ impl TestCluster {
     /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// The role edgekeep-server connects as: neither superuser nor BYPASSRLS.
+    fn create_server_role(&self) -> Result<(), ClusterError> {
+        let mut admin = postgres::Client::connect(&self.admin_url(), postgres::NoTls)
+            .map_err(|e| pg_step("connecting as the cluster's superuser", &e))?;
+        admin
+            .batch_execute(&format!(
+                "DO $$ BEGIN
+                    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVER_ROLE}') THEN
+                        CREATE ROLE {SERVER_ROLE} LOGIN PASSWORD '{}' NOSUPERUSER NOBYPASSRLS;
+                    END IF;
+                 END $$;",
+                self.password
+            ))
+            .map_err(|e| pg_step("creating the server's role", &e))?;
+        Ok(())
     }
 
     fn wait_ready(&self) -> Result<(), ClusterError> {
@@ -238,20 +279,26 @@ fn binaries() -> Option<PathBuf> {
 }
 
 fn run_as(as_root: bool, program: &Path) -> Command {
-    if as_root {
-        let mut command = Command::new("setpriv");
-        command
-            .args([
-                "--reuid=postgres",
-                "--regid=postgres",
-                "--init-groups",
-                "--",
-            ])
-            .arg(program);
-        command
-    } else {
-        Command::new(program)
+    setpriv(as_root, false, program)
+}
+
+/// `program`, as the `postgres` user when we are root, and told to quit (SIGQUIT, PostgreSQL's
+/// immediate shutdown) when the thread that started it ends if `die_with_parent`. One
+/// `setpriv` does both: the kernel clears the parent-death signal when the user changes, and
+/// `setpriv` sets it after.
+fn setpriv(as_root: bool, die_with_parent: bool, program: &Path) -> Command {
+    if !as_root && !die_with_parent {
+        return Command::new(program);
     }
+    let mut command = Command::new("setpriv");
+    if as_root {
+        command.args(["--reuid=postgres", "--regid=postgres", "--init-groups"]);
+    }
+    if die_with_parent {
+        command.args(["--pdeathsig", "QUIT"]);
+    }
+    command.arg("--").arg(program);
+    command
 }
 
 fn is_root() -> bool {

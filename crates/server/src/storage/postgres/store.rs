@@ -14,15 +14,31 @@ use crate::storage::{
 
 /// PostgreSQL-backed storage: a pool of connections, every transaction scoped by the tenant
 /// policies (ADR 0018). Several server instances may share one database.
+///
+/// The `postgres` client blocks on a runtime of its own: call it from blocking code (the HTTP
+/// layer's `spawn_blocking`), never from an async task.
 pub struct PgStorage {
     pub(super) audit_key: AuditKey,
-    pool: Pool,
+    /// Always `Some` until dropped.
+    pool: Option<Pool>,
+}
+
+impl Drop for PgStorage {
+    fn drop(&mut self) {
+        // Each pooled client owns a runtime, which must not be dropped inside an async task:
+        // the pool is dropped on a thread of its own.
+        if let Some(pool) = self.pool.take() {
+            let _ = std::thread::Builder::new()
+                .name("edgekeep-pg-close".to_owned())
+                .spawn(move || drop(pool));
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStorage")
-            .field("connections", &self.pool.max_size())
+            .field("connections", &self.pool.as_ref().map(Pool::max_size))
             .finish_non_exhaustive()
     }
 }
@@ -74,7 +90,7 @@ impl PgStorage {
     pub fn open(url: &str, connections: u32, audit_key: AuditKey) -> Result<Self, StorageError> {
         Ok(Self {
             audit_key,
-            pool: schema::open(url, connections)?,
+            pool: Some(schema::open(url, connections)?),
         })
     }
 
@@ -86,6 +102,8 @@ impl PgStorage {
     ) -> Result<T, StorageError> {
         let mut client = self
             .pool
+            .as_ref()
+            .ok_or_else(|| StorageError::Unusable("the storage is closed".to_owned()))?
             .get()
             .map_err(|e| StorageError::Unusable(e.to_string()))?;
         let mut tx = client.transaction().map_err(|e| from_pg(&e))?;
@@ -1026,5 +1044,9 @@ impl Storage for PgStorage {
                 },
             )
         })
+    }
+
+    fn schema_version(&self) -> Result<i64, StorageError> {
+        self.run(Scope::Global, |tx| schema::schema_version(tx))
     }
 }
