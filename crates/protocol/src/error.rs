@@ -92,6 +92,8 @@ pub enum ErrorCode {
     IdpEmailRejected,
     /// The identity provider refused the sign-in, or the person is not a member of the org, not invited, or deactivated.
     IdpLoginRejected,
+    /// The server cannot reach its database for now; retry later.
+    Unavailable,
     /// An unexpected server-side failure. Details are only in the server log.
     Internal,
 }
@@ -140,6 +142,7 @@ impl ErrorCode {
         Self::AssertionInvalid,
         Self::IdpEmailRejected,
         Self::IdpLoginRejected,
+        Self::Unavailable,
         Self::Internal,
     ];
 
@@ -185,6 +188,7 @@ impl ErrorCode {
             Self::RateLimited => 429,
             Self::Internal => 500,
             Self::IdpUnavailable => 502,
+            Self::Unavailable => 503,
         }
     }
 
@@ -232,6 +236,7 @@ impl ErrorCode {
             Self::AssertionInvalid => "assertion_invalid",
             Self::IdpEmailRejected => "idp_email_rejected",
             Self::IdpLoginRejected => "idp_login_rejected",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
     }

@@ -107,6 +107,7 @@ impl From<ErrorCode> for ApiError {
                 "the identity provider's email is unverified or its domain is not allowed"
             }
             ErrorCode::IdpLoginRejected => "the sign-in through the identity provider was refused",
+            ErrorCode::Unavailable => "the database cannot be reached for now; retry later",
             ErrorCode::Internal => "internal error",
         };
         Self::new(code, message)
@@ -117,6 +118,10 @@ impl From<StorageError> for ApiError {
     fn from(err: StorageError) -> Self {
         match err {
             StorageError::Conflict(message) => Self::new(ErrorCode::Conflict, message),
+            StorageError::Unavailable(why) => {
+                tracing::warn!(error = %why, "database unavailable");
+                ErrorCode::Unavailable.into()
+            }
             other => {
                 tracing::error!(error = ?other, "storage failure");
                 Self::internal()

@@ -366,3 +366,51 @@ async fn database_files_are_readable_by_the_owner_only() {
     let snapshot = edgekeep_server::data_dir::DataDir::new(&backup).database();
     assert_eq!(mode(&snapshot), 0o600);
 }
+
+/// A server whose PostgreSQL goes away answers `503 unavailable` (and `/status.json` says the
+/// database is unreachable), never panics, and serves again once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_is_a_503_until_it_returns() {
+    use edgekeep_server::storage::postgres::cluster::TestCluster;
+    let Some(cluster) = tokio::task::spawn_blocking(TestCluster::start_unless_absent)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let cluster = std::sync::Arc::new(std::sync::Mutex::new(cluster));
+    let url = {
+        let cluster = std::sync::Arc::clone(&cluster);
+        tokio::task::spawn_blocking(move || cluster.lock().unwrap().fresh_database("lost"))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let t = TestServer::start_with(|config| {
+        config.database = edgekeep_server::Database::Postgres(url);
+    })
+    .await;
+    let owner = t.owner_key.clone();
+    let org = || t.call(Method::GET, "/v1/org", &owner, None);
+    let status_json = || t.client.get(t.url("/status.json")).send();
+    assert_eq!(org().await.0, StatusCode::OK);
+
+    let suspend = std::sync::Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || suspend.lock().unwrap().suspend().unwrap())
+        .await
+        .unwrap();
+    let (status, body) = org().await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "unavailable", "{body}");
+    let health = status_json().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["database"], "unreachable");
+
+    let resume = std::sync::Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || resume.lock().unwrap().resume().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(org().await.0, StatusCode::OK);
+    assert_eq!(status_json().await.unwrap().status(), StatusCode::OK);
+}

@@ -54,9 +54,13 @@ pub enum StorageError {
     /// PostgreSQL reported an error (its SQLSTATE code and message: no values of the request).
     #[error("PostgreSQL: {0}")]
     Postgres(String),
-    /// The database cannot be used as configured (unreachable, refused, unsafe role).
+    /// The database cannot be used as configured (refused, unsafe role, unreadable URL).
     #[error("database unusable: {0}")]
     Unusable(String),
+    /// The database cannot be reached now (connection lost, none free in time); retrying later
+    /// may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// An org.

@@ -55,18 +55,17 @@ impl TestServer {
 
     pub async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
         let data = tempfile::tempdir().unwrap();
-        let path = data.path().to_owned();
+        let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse().unwrap());
         // Blocking work (PostgreSQL's client blocks on a runtime of its own).
-        let (created, database) = tokio::task::spawn_blocking(move || {
-            let database = test_database();
-            let created = edgekeep_server::init_with(&path, &database, "Org A").unwrap();
-            (created, database)
+        config.database = tokio::task::spawn_blocking(test_database).await.unwrap();
+        adjust(&mut config);
+        let (path, database) = (data.path().to_owned(), config.database.clone());
+        let created = tokio::task::spawn_blocking(move || {
+            edgekeep_server::init_with(&path, &database, "Org A").unwrap()
         })
         .await
         .unwrap();
-        let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse().unwrap());
-        config.database = database.clone();
-        adjust(&mut config);
+        let database = config.database.clone();
         let public_origin = config.public_url.clone();
         let server = Server::start(config).await.unwrap();
         let ca = reqwest::Certificate::from_pem(server.ca_cert_pem().unwrap().as_bytes()).unwrap();

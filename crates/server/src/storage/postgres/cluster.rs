@@ -40,6 +40,7 @@ pub struct TestCluster {
     port: u16,
     password: String,
     server: Child,
+    die_with_parent: bool,
 }
 
 impl TestCluster {
@@ -85,7 +86,7 @@ impl TestCluster {
         let password = random_password();
         let pwfile = dir.path().join("pwfile");
         std::fs::write(&pwfile, &password).map_err(|e| step("writing the password", e))?;
-        let log = std::fs::File::create(dir.path().join("server.log"))
+        std::fs::File::create(dir.path().join("server.log"))
             .map_err(|e| step("opening the log", e))?;
         let as_root = is_root();
         if as_root {
@@ -113,32 +114,7 @@ impl TestCluster {
             });
         }
         let port = free_port()?;
-        let server = setpriv(as_root, die_with_parent, &bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                &format!("port={port}"),
-            ])
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", dir.path().display()))
-            // A test cluster keeps nothing: no flushes to disk.
-            .args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ])
-            .args(["-c", "max_connections=200"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| step("opening the log", e))?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| step("starting postgres", e))?;
+        let server = spawn_server(&bin, as_root, die_with_parent, dir.path(), port)?;
         let cluster = Self {
             dir,
             bin,
@@ -146,6 +122,7 @@ impl TestCluster {
             port,
             password,
             server,
+            die_with_parent,
         };
         cluster.wait_ready()?;
         cluster.create_server_role()?;
@@ -208,6 +185,36 @@ impl TestCluster {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// Stops the server (fast shutdown: connections are cut), keeping the cluster, as a
+    /// database that goes away.
+    pub fn suspend(&mut self) -> Result<(), ClusterError> {
+        let stopped = run_as(self.as_root, &self.bin.join("pg_ctl"))
+            .args(["stop", "-m", "fast", "-s", "-D"])
+            .arg(self.dir.path().join("data"))
+            .output()
+            .map_err(|e| step("pg_ctl stop", e))?;
+        if !stopped.status.success() {
+            return Err(ClusterError::Step {
+                step: "pg_ctl stop",
+                detail: String::from_utf8_lossy(&stopped.stderr).into_owned(),
+            });
+        }
+        let _ = self.server.wait();
+        Ok(())
+    }
+
+    /// Starts the server again after [`Self::suspend`], on the same port.
+    pub fn resume(&mut self) -> Result<(), ClusterError> {
+        self.server = spawn_server(
+            &self.bin,
+            self.as_root,
+            self.die_with_parent,
+            self.dir.path(),
+            self.port,
+        )?;
+        self.wait_ready()
+    }
+
     /// The role edgekeep-server connects as: neither superuser nor BYPASSRLS.
     fn create_server_role(&self) -> Result<(), ClusterError> {
         let mut admin = postgres::Client::connect(&self.admin_url(), postgres::NoTls)
@@ -261,6 +268,46 @@ impl Drop for TestCluster {
         }
         let _ = self.server.wait();
     }
+}
+
+/// Starts the server of the cluster in `dir` on `port`, logging to `dir/server.log`.
+fn spawn_server(
+    bin: &Path,
+    as_root: bool,
+    die_with_parent: bool,
+    dir: &Path,
+    port: u16,
+) -> Result<Child, ClusterError> {
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("server.log"))
+        .map_err(|e| step("opening the log", e))?;
+    setpriv(as_root, die_with_parent, &bin.join("postgres"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            &format!("port={port}"),
+        ])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", dir.display()))
+        // A test cluster keeps nothing: no flushes to disk.
+        .args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ])
+        .args(["-c", "max_connections=200"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| step("opening the log", e))?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| step("starting postgres", e))
 }
 
 /// The newest installed server's binary folder.

@@ -35,7 +35,12 @@ pub fn open(url: &str, size: u32) -> Result<Pool, StorageError> {
     drop(probe);
     let pool = r2d2::Pool::builder()
         .max_size(size.max(1))
-        .connection_timeout(std::time::Duration::from_secs(10))
+        // A lost database answers 503 within this, rather than holding requests.
+        .connection_timeout(std::time::Duration::from_secs(5))
+        // Each checkout checks its connection (an empty query): after the database comes
+        // back, the pool's dead connections are replaced, not handed out. One round trip per
+        // call; a cheaper check only after a failure is future work.
+        .test_on_check_out(true)
         .build(PostgresConnectionManager::new(config, NoTls))
         .map_err(|e| StorageError::Unusable(e.to_string()))?;
     Ok(pool)
@@ -106,14 +111,21 @@ fn migrate(client: &mut postgres::Client) -> Result<(), StorageError> {
     tx.commit().map_err(|e| from_pg(&e))
 }
 
-/// A PostgreSQL error as a [`StorageError`]: a unique violation is a conflict, anything else
-/// keeps only its SQLSTATE and the server's message.
+/// A PostgreSQL error as a [`StorageError`]: a unique violation is a conflict, a lost
+/// connection or a server going down is unavailability, anything else keeps only its SQLSTATE
+/// and the server's message.
 pub fn from_pg(error: &postgres::Error) -> StorageError {
     match error.as_db_error() {
         Some(db) if db.code() == &postgres::error::SqlState::UNIQUE_VIOLATION => {
             StorageError::Conflict("already exists")
         }
+        // Connection exceptions (class 08) and the server shutting down or starting (57P0x):
+        // retrying later may succeed.
+        Some(db) if db.code().code().starts_with("08") || db.code().code().starts_with("57P0") => {
+            StorageError::Unavailable(format!("{}: {}", db.code().code(), db.message()))
+        }
         Some(db) => StorageError::Postgres(format!("{}: {}", db.code().code(), db.message())),
+        None if error.is_closed() => StorageError::Unavailable(error.to_string()),
         None => StorageError::Postgres(error.to_string()),
     }
 }

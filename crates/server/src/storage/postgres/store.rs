@@ -105,7 +105,7 @@ impl PgStorage {
             .as_ref()
             .ok_or_else(|| StorageError::Unusable("the storage is closed".to_owned()))?
             .get()
-            .map_err(|e| StorageError::Unusable(e.to_string()))?;
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
         let mut tx = client.transaction().map_err(|e| from_pg(&e))?;
         enter(&mut tx, scope)?;
         let out = body(&mut tx)?;
