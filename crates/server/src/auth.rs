@@ -158,10 +158,10 @@ pub fn fail(
     code: ErrorCode,
 ) -> ApiError {
     let limits = state.limits();
-    let mut allowed = limits.fail_addr.try_acquire(addr);
+    let mut allowed = state.spend_now(&limits.fail_addr, addr, 1);
     if let Some(known) = credential {
-        allowed &= limits.fail_credential.try_acquire(known.subject);
-        allowed &= limits.fail_org.try_acquire(known.org_id);
+        allowed &= state.spend_now(&limits.fail_credential, known.subject, 1);
+        allowed &= state.spend_now(&limits.fail_org, known.org_id, 1);
     }
     if allowed { code.into() } else { rate_limited() }
 }
@@ -510,8 +510,8 @@ impl ProofCheck<'_> {
         };
         if !self
             .state
-            .replay()
-            .first_use(&self.device.id, &verified.jti, now)
+            .first_use_proof(&self.device.id, &verified.jti, now)
+            .await?
         {
             return Err(self.reject(ErrorCode::ProofReplayed).await);
         }

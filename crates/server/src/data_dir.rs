@@ -17,6 +17,7 @@ use edgekeep_protocol::api::{Role, valid_name};
 use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::config::Database;
+use crate::counters::Counters;
 use crate::error::ServerError;
 use crate::storage::{
     ApiKeyRecord, AuditEvent, InvitationRecord, MemberRecord, OrgRecord, PgStorage, SqliteStorage,
@@ -104,12 +105,26 @@ impl DataDir {
         database: &Database,
         connections: usize,
     ) -> Result<Arc<dyn Storage>, ServerError> {
+        Ok(self.open_records(database, connections)?.0)
+    }
+
+    /// [`Self::open_database`], with the counters a server shares with the other instances
+    /// of its database (in memory for SQLite: one instance).
+    pub fn open_records(
+        &self,
+        database: &Database,
+        connections: usize,
+    ) -> Result<(Arc<dyn Storage>, Counters), ServerError> {
         match database {
-            Database::Embedded => Ok(Arc::new(self.open_storage(connections)?)),
+            Database::Embedded => Ok((
+                Arc::new(self.open_storage(connections)?),
+                Counters::in_memory(),
+            )),
             Database::Postgres(url) => {
                 let key = self.load_secret()?.audit_key();
                 let connections = u32::try_from(connections).unwrap_or(u32::MAX);
-                Ok(Arc::new(PgStorage::open(url, connections, key)?))
+                let storage = Arc::new(PgStorage::open(url, connections, key)?);
+                Ok((storage.clone(), Counters::Postgres(storage)))
             }
         }
     }

@@ -31,6 +31,7 @@ pub mod audit_throttle;
 pub mod auth;
 pub mod backup;
 pub mod config;
+pub mod counters;
 pub mod dashboard;
 pub mod data_dir;
 pub mod desired;

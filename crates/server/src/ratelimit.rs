@@ -1,7 +1,8 @@
-//! In-memory token buckets keyed by org or source address.
+//! Rate budgets as token buckets: a [`Budget`] says how many events a key may have in a burst
+//! and how fast it refills; [`Buckets`] holds one process's buckets in memory.
 //!
-//! Buckets live in this process only; several server instances behind a balancer each enforce
-//! their own limits (see ADR 0003).
+//! Several instances on one PostgreSQL share their buckets in the database instead
+//! ([`crate::counters::Counters`], ADR 0018).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,86 +10,83 @@ use std::time::Instant;
 
 const PRUNE_ABOVE: usize = 10_000;
 
+/// A rate budget: bursts of `capacity` events per key, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// Names the budget's buckets (keys of different budgets never meet).
+    pub name: &'static str,
+    /// Most tokens a bucket holds.
+    pub capacity: f64,
+    /// Tokens added per second.
+    pub per_second: f64,
+}
+
+impl Budget {
+    /// Bursts of `per_minute`, and `per_minute` events per minute after that.
+    pub fn per_minute(name: &'static str, per_minute: u32) -> Self {
+        let capacity = f64::from(per_minute.max(1));
+        Self {
+            name,
+            capacity,
+            per_second: capacity / 60.0,
+        }
+    }
+
+    /// Bursts of `per_hour`, and `per_hour` events per hour after that.
+    pub fn per_hour(name: &'static str, per_hour: u64) -> Self {
+        let capacity = per_hour.max(1) as f64;
+        Self {
+            name,
+            capacity,
+            per_second: capacity / 3600.0,
+        }
+    }
+}
+
 struct Bucket {
     tokens: f64,
     updated: Instant,
 }
 
-/// A set of token buckets, each holding up to `per_minute` tokens and refilling at that rate.
-pub struct RateLimiter {
-    buckets: Mutex<HashMap<String, Bucket>>,
-    capacity: f64,
-    per_second: f64,
+/// Token buckets of one process, keyed by budget and key.
+#[derive(Default)]
+pub struct Buckets {
+    buckets: Mutex<HashMap<(&'static str, String), Bucket>>,
 }
 
-impl std::fmt::Debug for RateLimiter {
+impl std::fmt::Debug for Buckets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RateLimiter")
-            .field("capacity", &self.capacity)
-            .finish_non_exhaustive()
+        f.debug_struct("Buckets").finish_non_exhaustive()
     }
 }
 
-impl RateLimiter {
-    /// A limiter allowing bursts of `per_minute` and `per_minute` events per minute after that.
-    pub fn per_minute(per_minute: u32) -> Self {
-        Self {
-            buckets: Mutex::new(HashMap::new()),
-            capacity: f64::from(per_minute.max(1)),
-            per_second: f64::from(per_minute.max(1)) / 60.0,
-        }
-    }
-
-    fn with_bucket<T>(&self, key: &str, body: impl FnOnce(&mut Bucket) -> T) -> T {
+impl Buckets {
+    /// Takes `n` tokens from `key`'s bucket of `budget` if there are that many; returns
+    /// whether the events are allowed.
+    pub fn take(&self, budget: &Budget, key: &str, n: u64) -> bool {
         let now = Instant::now();
+        let n = n as f64;
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() > PRUNE_ABOVE {
-            let (capacity, rate) = (self.capacity, self.per_second);
-            buckets.retain(|_, b| {
-                b.tokens + now.duration_since(b.updated).as_secs_f64() * rate < capacity
+            // A bucket idle for an hour has refilled under every budget: forgetting it changes
+            // nothing.
+            buckets.retain(|_, b| now.duration_since(b.updated).as_secs() < 3600);
+        }
+        let bucket = buckets
+            .entry((budget.name, key.to_owned()))
+            .or_insert(Bucket {
+                tokens: budget.capacity,
+                updated: now,
             });
-        }
-        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
-            tokens: self.capacity,
-            updated: now,
-        });
         let elapsed = now.duration_since(bucket.updated).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.capacity);
+        bucket.tokens = (bucket.tokens + elapsed * budget.per_second).min(budget.capacity);
         bucket.updated = now;
-        body(bucket)
-    }
-
-    /// A limiter allowing bursts of `per_hour` and `per_hour` events per hour after that.
-    pub fn per_hour(per_hour: u64) -> Self {
-        let capacity = per_hour.max(1) as f64;
-        Self {
-            buckets: Mutex::new(HashMap::new()),
-            capacity,
-            per_second: capacity / 3600.0,
+        if bucket.tokens >= n {
+            bucket.tokens -= n;
+            true
+        } else {
+            false
         }
-    }
-
-    /// Takes one token if there is one; returns whether the event is allowed.
-    pub fn try_acquire(&self, key: &str) -> bool {
-        self.try_acquire_n(key, 1)
-    }
-
-    /// Takes `n` tokens if there are that many; returns whether the events are allowed.
-    pub fn try_acquire_n(&self, key: &str, n: u64) -> bool {
-        let n = n as f64;
-        self.with_bucket(key, |b| {
-            if b.tokens >= n {
-                b.tokens -= n;
-                true
-            } else {
-                false
-            }
-        })
-    }
-
-    /// Whether the bucket is empty, without taking anything.
-    pub fn is_exhausted(&self, key: &str) -> bool {
-        self.with_bucket(key, |b| b.tokens < 1.0)
     }
 }
 
@@ -97,21 +95,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn burst_then_refuse_per_key() {
-        let limiter = RateLimiter::per_minute(3);
-        assert!(!limiter.is_exhausted("a"));
-        assert!((0..3).all(|_| limiter.try_acquire("a")));
-        assert!(!limiter.try_acquire("a"));
-        assert!(limiter.is_exhausted("a"));
-        assert!(limiter.try_acquire("b"));
+    fn burst_then_refuse_per_key_and_budget() {
+        let buckets = Buckets::default();
+        let budget = Budget::per_minute("a", 3);
+        assert!((0..3).all(|_| buckets.take(&budget, "k", 1)));
+        assert!(!buckets.take(&budget, "k", 1));
+        assert!(buckets.take(&budget, "other", 1));
+        assert!(buckets.take(&Budget::per_minute("b", 3), "k", 1));
     }
 
     #[test]
     fn several_tokens_at_once() {
-        let limiter = RateLimiter::per_hour(1000);
-        assert!(limiter.try_acquire_n("d", 600));
-        assert!(!limiter.try_acquire_n("d", 600));
-        assert!(limiter.try_acquire_n("d", 400));
-        assert!(limiter.try_acquire_n("e", 1000));
+        let buckets = Buckets::default();
+        let budget = Budget::per_hour("samples", 1000);
+        assert!(buckets.take(&budget, "d", 600));
+        assert!(!buckets.take(&budget, "d", 600));
+        assert!(buckets.take(&budget, "d", 400));
+        assert!(buckets.take(&budget, "e", 1000));
+        assert!(!buckets.take(&budget, "f", 1001));
     }
 }

@@ -39,6 +39,12 @@ impl ReplayCache {
 
     /// Records `jti` for `scope` (a device id or token hash). Returns false if it was seen.
     pub fn first_use(&self, scope: &str, jti: &str, now: i64) -> bool {
+        self.first_use_until(scope, jti, now + self.keep_secs, now)
+    }
+
+    /// Records `jti` for `scope` until `expires_at`. Returns false if it was recorded before
+    /// and has not expired.
+    pub fn first_use_until(&self, scope: &str, jti: &str, expires_at: i64, now: i64) -> bool {
         let key = format!("{scope}\0{jti}");
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         seen.inserts += 1;
@@ -48,7 +54,7 @@ impl ReplayCache {
         match seen.entries.get(&key) {
             Some(expires) if *expires > now => false,
             _ => {
-                seen.entries.insert(key, now + self.keep_secs);
+                seen.entries.insert(key, expires_at);
                 true
             }
         }

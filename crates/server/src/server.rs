@@ -29,10 +29,10 @@ impl Server {
             crate::config::Database::Embedded => config.sqlite_readers,
             crate::config::Database::Postgres(_) => config.postgres_connections as usize,
         };
-        let storage = {
+        let (storage, counters) = {
             let (dir, database) = (dir.clone(), config.database.clone());
             // Opening connects and migrates: blocking work.
-            tokio::task::spawn_blocking(move || dir.open_database(&database, connections))
+            tokio::task::spawn_blocking(move || dir.open_records(&database, connections))
                 .await
                 .map_err(|_| ServerError::InvalidArgument("opening the database failed"))??
         };
@@ -60,6 +60,7 @@ impl Server {
         let idp_http = crate::identity::oidc::IdpHttp::new(&config.idp_extra_roots)?;
         let state = AppState::new(
             Arc::clone(&storage),
+            counters.clone(),
             config,
             secret,
             desired_state_key,
@@ -70,6 +71,7 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(housekeeping(
             Arc::clone(&storage),
+            counters,
             retention,
             online_window,
             stop_rx.clone(),
@@ -100,15 +102,16 @@ const HOUSEKEEPING_INTERVAL: std::time::Duration = std::time::Duration::from_sec
 
 async fn housekeeping(
     storage: Arc<dyn Storage>,
+    counters: crate::counters::Counters,
     retention_secs: i64,
     online_window: i64,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let storage = Arc::clone(&storage);
+        let (storage, counters) = (Arc::clone(&storage), counters.clone());
         let now = crate::now();
         let work = move || {
-            let rows = storage.purge_telemetry(now - retention_secs)?;
+            let rows = storage.purge_telemetry(now - retention_secs)? + counters.prune(now)?;
             let orgs =
                 crate::fleet_history::record_snapshots(storage.as_ref(), online_window, now)?;
             Ok::<_, crate::storage::StorageError>((rows, orgs))

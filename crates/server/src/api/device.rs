@@ -148,7 +148,10 @@ pub async fn enroll(
     check.verify(ctx.proof.as_deref()).await?;
     // Only a valid, unused token with a good proof spends the org's enrollment budget, so
     // replayed or forged attempts cannot starve real enrollments.
-    if !state.limits().enroll_org.try_acquire(&bootstrap.org_id) {
+    if !state
+        .spend(state.limits().enroll_org, &bootstrap.org_id, 1)
+        .await?
+    {
         return Err(ErrorCode::RateLimited.into());
     }
 

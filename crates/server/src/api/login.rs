@@ -154,7 +154,7 @@ pub async fn begin_invitation(
     parts: Parts,
     ApiJson(body): ApiJson<AcceptInvitationRequest>,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
-    state.admit_sign_in_start(&parts.extensions)?;
+    state.admit_sign_in_start(&parts.extensions).await?;
     let addr = address_key(&parts.extensions);
     let service = passkeys(&state)?;
     if !valid_name(&body.display_name) {
@@ -333,7 +333,7 @@ pub async fn begin_login(
     parts: Parts,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Json<CeremonyStarted>, ApiError> {
-    state.admit_sign_in_start(&parts.extensions)?;
+    state.admit_sign_in_start(&parts.extensions).await?;
     let service = passkeys(&state)?;
     let (options, webauthn) = service
         .start_discoverable_authentication()

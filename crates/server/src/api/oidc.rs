@@ -170,7 +170,7 @@ pub async fn start(
     ApiPath(org_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<StartQuery>,
 ) -> Result<Response, ApiError> {
-    state.admit_sign_in_start(&parts.extensions)?;
+    state.admit_sign_in_start(&parts.extensions).await?;
     let id = org_id.clone();
     let config = state
         .blocking(move |s| s.idp_config(&id))

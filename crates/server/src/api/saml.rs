@@ -241,7 +241,7 @@ pub async fn start(
     parts: Parts,
     ApiPath(org_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    state.admit_sign_in_start(&parts.extensions)?;
+    state.admit_sign_in_start(&parts.extensions).await?;
     let config = config(&state, &org_id)
         .await?
         .ok_or(ErrorCode::IdpNotConfigured)?;

@@ -10,10 +10,10 @@ use edgekeep_protocol::signing::SigningKey;
 use crate::artifact_store::ArtifactStore;
 use crate::audit_throttle::AuditThrottle;
 use crate::config::ServerConfig;
+use crate::counters::Counters;
 use crate::error::ApiError;
 use crate::identity::passkeys::PasskeyService;
-use crate::ratelimit::RateLimiter;
-use crate::replay::ReplayCache;
+use crate::ratelimit::Budget;
 use crate::secret::ServerSecret;
 use crate::storage::{AuditEvent, Storage, StorageError};
 use crate::upload::UploadGate;
@@ -32,7 +32,7 @@ struct Inner {
     config: ServerConfig,
     secret: ServerSecret,
     rng: SystemRandom,
-    replay: ReplayCache,
+    counters: Counters,
     limits: Limits,
     audit_throttle: AuditThrottle,
     key_last_touched: Mutex<HashMap<String, i64>>,
@@ -43,21 +43,21 @@ struct Inner {
     started: std::time::Instant,
 }
 
-/// The rate limiters of the server.
-#[derive(Debug)]
+/// The rate budgets of the server.
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Enrollment attempts per org.
-    pub enroll_org: RateLimiter,
+    pub enroll_org: Budget,
     /// Authentication failures per org.
-    pub fail_org: RateLimiter,
+    pub fail_org: Budget,
     /// Authentication failures per address.
-    pub fail_addr: RateLimiter,
+    pub fail_addr: Budget,
     /// Authentication failures per known credential (API key, device, bootstrap token).
-    pub fail_credential: RateLimiter,
+    pub fail_credential: Budget,
     /// Latency and quality samples per device (bounds what one device adds to aggregates).
-    pub telemetry_samples: RateLimiter,
+    pub telemetry_samples: Budget,
     /// Sign-in starts per address.
-    pub sign_in_starts: RateLimiter,
+    pub sign_in_starts: Budget,
 }
 
 /// The passkey relying party of a server: its public URL's origin, with the URL's host as the
@@ -78,27 +78,32 @@ fn passkey_service(config: &ServerConfig) -> Option<PasskeyService> {
 }
 
 impl AppState {
-    /// Builds the state over opened storage, the loaded server secret, the desired-state
-    /// signing key, the artifact store and the HTTP client for identity providers.
+    /// Builds the state over opened storage and its shared counters, the loaded server
+    /// secret, the desired-state signing key, the artifact store and the HTTP client for
+    /// identity providers.
     pub fn new(
         storage: Arc<dyn Storage>,
+        counters: Counters,
         config: ServerConfig,
         secret: ServerSecret,
         desired_state_key: SigningKey,
         artifacts: ArtifactStore,
         idp_http: crate::identity::oidc::IdpHttp,
     ) -> Self {
+        let rates = &config.rate_limits;
         let limits = Limits {
-            enroll_org: RateLimiter::per_minute(config.rate_limits.enrollments_per_org),
-            fail_org: RateLimiter::per_minute(config.rate_limits.auth_failures_per_org),
-            fail_addr: RateLimiter::per_minute(config.rate_limits.auth_failures_per_address),
-            fail_credential: RateLimiter::per_minute(
-                config.rate_limits.auth_failures_per_credential,
+            enroll_org: Budget::per_minute("enroll_org", rates.enrollments_per_org),
+            fail_org: Budget::per_minute("fail_org", rates.auth_failures_per_org),
+            fail_addr: Budget::per_minute("fail_addr", rates.auth_failures_per_address),
+            fail_credential: Budget::per_minute(
+                "fail_credential",
+                rates.auth_failures_per_credential,
             ),
-            telemetry_samples: RateLimiter::per_hour(
-                config.rate_limits.telemetry_samples_per_device_hour,
+            telemetry_samples: Budget::per_hour(
+                "telemetry_samples",
+                rates.telemetry_samples_per_device_hour,
             ),
-            sign_in_starts: RateLimiter::per_minute(config.rate_limits.sign_in_starts_per_address),
+            sign_in_starts: Budget::per_minute("sign_in_starts", rates.sign_in_starts_per_address),
         };
         let uploads = UploadGate::new(
             config.connections.uploads_per_org,
@@ -116,7 +121,7 @@ impl AppState {
                 desired_state_key,
                 artifacts,
                 device_last_seen: Mutex::new(HashMap::new()),
-                replay: ReplayCache::new(config.proof_freshness_secs),
+                counters,
                 config,
                 secret,
                 rng: SystemRandom::new(),
@@ -188,14 +193,60 @@ impl AppState {
         &self.inner.rng
     }
 
-    /// The proof replay cache.
-    pub fn replay(&self) -> &ReplayCache {
-        &self.inner.replay
-    }
-
-    /// The rate limiters.
+    /// The rate budgets.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Records a device proof's id in `scope` for as long as the proof could pass the
+    /// freshness check; `false` when it was used before (on any instance).
+    pub async fn first_use_proof(
+        &self,
+        scope: &str,
+        jti: &str,
+        now: i64,
+    ) -> Result<bool, ApiError> {
+        let expires_at = now + 2 * self.inner.config.proof_freshness_secs + 1;
+        let counters = self.inner.counters.clone();
+        if !counters.blocks() {
+            return Ok(counters.first_use(scope, jti, expires_at, now)?);
+        }
+        let (scope, jti) = (scope.to_owned(), jti.to_owned());
+        tokio::task::spawn_blocking(move || counters.first_use(&scope, &jti, expires_at, now))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(ApiError::from)
+    }
+
+    /// Takes `n` tokens from `key`'s bucket of `budget` (shared by every instance); whether
+    /// the events are allowed.
+    pub async fn spend(&self, budget: Budget, key: &str, n: u64) -> Result<bool, ApiError> {
+        let counters = self.inner.counters.clone();
+        if !counters.blocks() {
+            return Ok(counters.take(&budget, key, n)?);
+        }
+        let key = key.to_owned();
+        tokio::task::spawn_blocking(move || counters.take(&budget, &key, n))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(ApiError::from)
+    }
+
+    /// [`Self::spend`] for synchronous code (the failure budgets): a counter that cannot be
+    /// read refuses.
+    pub fn spend_now(&self, budget: &Budget, key: &str, n: u64) -> bool {
+        self.inner
+            .counters
+            .take(budget, key, n)
+            .unwrap_or_else(|err| {
+                tracing::warn!(error = %err, "a rate budget could not be read: refused");
+                false
+            })
+    }
+
+    /// The shared counters (for housekeeping).
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
     }
 
     /// How long this server has been running.
@@ -209,12 +260,15 @@ impl AppState {
     }
 
     /// Spends one of the address's sign-in starts; `rate_limited` when none is left.
-    pub fn admit_sign_in_start(
+    pub async fn admit_sign_in_start(
         &self,
         extensions: &axum::http::Extensions,
     ) -> Result<(), crate::error::ApiError> {
         let addr = crate::auth::address_key(extensions);
-        if self.inner.limits.sign_in_starts.try_acquire(&addr) {
+        if self
+            .spend(self.inner.limits.sign_in_starts, &addr, 1)
+            .await?
+        {
             Ok(())
         } else {
             Err(edgekeep_protocol::ErrorCode::RateLimited.into())

@@ -37,9 +37,12 @@ pub async fn ingest(
     })?;
     let device = caller.device;
     if !state
-        .limits()
-        .telemetry_samples
-        .try_acquire_n(&device.id, batch.samples())
+        .spend(
+            state.limits().telemetry_samples,
+            &device.id,
+            batch.samples(),
+        )
+        .await?
     {
         return Err(ApiError::new(
             ErrorCode::RateLimited,

@@ -2,6 +2,7 @@
 //! records the driver and the tenant-isolation design.
 
 pub mod cluster;
+mod counters;
 mod fleet;
 mod idp;
 mod people;
@@ -47,7 +48,7 @@ mod tests {
         let url = cluster.fresh_database("opening").unwrap();
         let pool = super::schema::open(&url, 2).unwrap_or_else(|e| panic!("{e}"));
         let mut client = pool.get().unwrap();
-        assert_eq!(super::schema::schema_version(&mut *client).unwrap(), 2);
+        assert_eq!(super::schema::schema_version(&mut *client).unwrap(), 3);
         drop(client);
         // Opening again (another instance) finds the work done.
         super::schema::open(&url, 2).unwrap();
@@ -231,5 +232,82 @@ mod tests {
         });
         let report = verify_org(&instances[1], &key, "org1", None).unwrap();
         assert_eq!(report.result, Ok((THREADS * APPENDS + 1) as u64));
+    }
+
+    /// A proof id recorded by one instance is refused by another (and by itself), once, even
+    /// when several threads race; a rate budget is one budget across instances and refills.
+    #[test]
+    fn proof_ids_and_budgets_are_shared_by_instances() {
+        use crate::audit::AuditKey;
+        use crate::ratelimit::Budget;
+
+        let Some(cluster) = cluster() else { return };
+        let url = cluster.fresh_database("counters").unwrap();
+        let key = AuditKey::derive(&[6; 32]);
+        let a = super::PgStorage::open(&url, 4, key.clone()).unwrap();
+        let b = super::PgStorage::open(&url, 4, key).unwrap();
+
+        assert!(a.first_use("dev1", "jti1", 200, 100).unwrap());
+        assert!(
+            !b.first_use("dev1", "jti1", 200, 150).unwrap(),
+            "replayed elsewhere"
+        );
+        assert!(
+            !a.first_use("dev1", "jti1", 200, 150).unwrap(),
+            "replayed here"
+        );
+        assert!(
+            b.first_use("dev2", "jti1", 200, 150).unwrap(),
+            "another scope"
+        );
+        assert!(
+            a.first_use("dev1", "jti1", 400, 200).unwrap(),
+            "after it expired"
+        );
+        let winners = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..8)
+                .map(|n| {
+                    let instance = if n % 2 == 0 { &a } else { &b };
+                    scope.spawn(move || instance.first_use("dev3", "raced", 500, 100).unwrap())
+                })
+                .collect();
+            racers
+                .into_iter()
+                .map(|racer| racer.join().unwrap())
+                .filter(|won| *won)
+                .count()
+        });
+        assert_eq!(winners, 1);
+
+        let budget = Budget::per_minute("test", 3);
+        let taken = (0..6)
+            .filter(|n| {
+                let instance = if n % 2 == 0 { &a } else { &b };
+                instance.take_tokens(&budget, "org1", 1, 1_000.0).unwrap()
+            })
+            .count();
+        assert_eq!(taken, 3, "one budget across both instances");
+        assert!(
+            a.take_tokens(&budget, "org2", 1, 1_000.0).unwrap(),
+            "another key"
+        );
+        assert!(
+            !a.take_tokens(&budget, "org1", 1, 1_010.0).unwrap(),
+            "10 s refill 0.5"
+        );
+        assert!(
+            b.take_tokens(&budget, "org1", 1, 1_020.0).unwrap(),
+            "20 s refill 1"
+        );
+        assert!(
+            !a.take_tokens(&budget, "org1", 4, 5_000.0).unwrap(),
+            "more than a burst"
+        );
+        assert!(
+            a.take_tokens(&budget, "org1", 3, 5_000.0).unwrap(),
+            "a full burst"
+        );
+        // Three proof ids have expired; org2's bucket has been idle over two hours, org1's not.
+        assert_eq!(a.prune_counters(10_000).unwrap(), 3 + 1);
     }
 }

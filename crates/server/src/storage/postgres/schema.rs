@@ -9,6 +9,7 @@ use crate::storage::StorageError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_person_scope.sql"),
+    include_str!("migrations/0003_rate_buckets.sql"),
 ];
 
 /// Only one instance migrates at a time: the others wait on this advisory lock, then find the
