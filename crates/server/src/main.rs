@@ -88,6 +88,18 @@ enum Command {
         #[command(flatten)]
         records: Records,
     },
+    /// Copy an SQLite deployment's records (orgs, people, keys, devices, credentials,
+    /// models, rollouts, telemetry, the audit chain) into an empty PostgreSQL database, then
+    /// verify every org's audit chain there. The data folder's keys and artifacts stay where
+    /// they are: serve with the same folder and `--database`.
+    MigrateStorage {
+        /// Data folder of the SQLite deployment (stop its server first).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database to fill (`postgres://`); prefer the environment variable.
+        #[arg(long, env = "EDGEKEEP_DATABASE", hide_env_values = true)]
+        to: Database,
+    },
     /// Org administration.
     Org {
         #[command(subcommand)]
@@ -174,6 +186,31 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
         Command::Migrate { records } => {
             let storage = DataDir::new(&records.data).open_database(&records.database, 1)?;
             println!("schema version {}", storage.schema_version()?);
+        }
+        Command::MigrateStorage { from, to } => {
+            let Database::Postgres(url) = &to else {
+                return Err("--to must be a postgres:// URL".into());
+            };
+            let dir = DataDir::new(&from);
+            // Opening the SQLite database brings it to its newest schema first.
+            drop(dir.open_storage(1)?);
+            let key = dir.load_secret()?.audit_key();
+            let target = edgekeep_server::storage::PgStorage::open(url, 2, key.clone())?;
+            let report = target.copy_from_sqlite(&dir.database())?;
+            for (table, rows) in &report.tables {
+                println!("{table}: {rows} rows");
+            }
+            let mut intact = true;
+            for report in audit::verify_all(&target, &key, &[])? {
+                match report.result {
+                    Ok(count) => println!("{}: audit chain ok ({count} entries)", report.org_id),
+                    Err(problem) => {
+                        intact = false;
+                        println!("{}: audit chain BROKEN: {problem}", report.org_id);
+                    }
+                }
+            }
+            return Ok(intact);
         }
         Command::Serve {
             records,

@@ -177,3 +177,70 @@ fn the_binary_on_postgres_and_its_startup_errors() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// `migrate-storage` copies a served SQLite deployment into PostgreSQL; the same folder then
+/// serves from PostgreSQL with the same keys, and the audit chain verifies there.
+#[test]
+fn an_sqlite_folder_moves_up_to_postgres() {
+    let Some(cluster) =
+        edgekeep_server::storage::postgres::cluster::TestCluster::start_unless_absent()
+    else {
+        return;
+    };
+    let url = cluster.fresh_database("moving").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = bin()
+        .args(["init", "--org", "Acme", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let org = field(&stdout, "org id:");
+    let out = bin()
+        .args(["org", "create", "--name", "Beta", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+
+    let moved = bin()
+        .args(["migrate-storage", "--from"])
+        .arg(&data)
+        .env("EDGEKEEP_DATABASE", &url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&moved.stdout);
+    assert!(
+        moved.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    assert!(stdout.contains("orgs: 2 rows"), "{stdout}");
+    assert_eq!(stdout.matches("audit chain ok").count(), 2, "{stdout}");
+
+    let exported = bin()
+        .args(["audit", "export", "--org", &org, "--data"])
+        .arg(&data)
+        .env("EDGEKEEP_DATABASE", &url)
+        .output()
+        .unwrap();
+    assert!(exported.status.success());
+    let from_sqlite = bin()
+        .args(["audit", "export", "--org", &org, "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(exported.stdout, from_sqlite.stdout);
+    assert!(!exported.stdout.is_empty());
+
+    let again = bin()
+        .args(["migrate-storage", "--from"])
+        .arg(&data)
+        .env("EDGEKEEP_DATABASE", &url)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds orgs"));
+}
