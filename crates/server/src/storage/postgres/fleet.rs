@@ -266,18 +266,13 @@ impl FleetStorage for PgStorage {
         at: i64,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        self.run(Scope::Org(org_id), |tx| {
-            let changed = exec(
-                tx,
-                "UPDATE publisher_keys SET revoked_at = $3 WHERE org_id = $1 AND key_id = $2 \
-                 AND revoked_at IS NULL",
-                &[&org_id, &key_id, &at],
-            )?;
-            if changed > 0 {
-                append_audit_tx(tx, &self.audit_key, audit)?;
-            }
-            Ok(changed > 0)
-        })
+        self.audited_change(
+            Scope::Org(org_id),
+            "UPDATE publisher_keys SET revoked_at = $3 WHERE org_id = $1 AND key_id = $2 \
+             AND revoked_at IS NULL",
+            &[&org_id, &key_id, &at],
+            audit,
+        )
     }
 
     fn insert_model_version(
@@ -386,18 +381,13 @@ impl FleetStorage for PgStorage {
         at: i64,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        self.run(Scope::Org(org_id), |tx| {
-            let changed = exec(
-                tx,
-                "UPDATE model_versions SET approved_at = $4, approved_by = $5 WHERE org_id = $1 \
-                 AND model = $2 AND version = $3 AND approved_at IS NULL",
-                &[&org_id, &model, &big(version)?, &at, &by],
-            )?;
-            if changed > 0 {
-                append_audit_tx(tx, &self.audit_key, audit)?;
-            }
-            Ok(changed > 0)
-        })
+        self.audited_change(
+            Scope::Org(org_id),
+            "UPDATE model_versions SET approved_at = $4, approved_by = $5 WHERE org_id = $1 \
+             AND model = $2 AND version = $3 AND approved_at IS NULL",
+            &[&org_id, &model, &big(version)?, &at, &by],
+            audit,
+        )
     }
 
     fn insert_rollout(&self, r: &RolloutRecord, audit: &AuditEvent) -> Result<(), StorageError> {

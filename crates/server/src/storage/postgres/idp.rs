@@ -14,25 +14,6 @@ fn domains_text(domains: &[String]) -> Result<String, StorageError> {
     serde_json::to_string(domains).map_err(|_| StorageError::Conflict("allowed email domains"))
 }
 
-impl PgStorage {
-    /// Runs `delete` (an org's row of one provider table) and audits it, in one transaction;
-    /// `false`, with nothing audited, when there was no such row.
-    fn delete_org_config(
-        &self,
-        delete: &str,
-        org_id: &str,
-        audit: &AuditEvent,
-    ) -> Result<bool, StorageError> {
-        self.run(Scope::Org(org_id), |tx| {
-            if exec(tx, delete, &[&org_id])? == 0 {
-                return Ok(false);
-            }
-            append_audit_tx(tx, &self.audit_key, audit)?;
-            Ok(true)
-        })
-    }
-}
-
 impl IdpStorage for PgStorage {
     fn idp_config(&self, org_id: &str) -> Result<Option<IdpConfigRecord>, StorageError> {
         self.run(Scope::Org(org_id), |tx| {
@@ -91,7 +72,8 @@ impl IdpStorage for PgStorage {
     }
 
     fn delete_idp_config(&self, org_id: &str, audit: &AuditEvent) -> Result<bool, StorageError> {
-        self.delete_org_config("DELETE FROM idp_configs WHERE org_id = $1", org_id, audit)
+        let delete = "DELETE FROM idp_configs WHERE org_id = $1";
+        self.audited_change(Scope::Org(org_id), delete, &[&org_id], audit)
     }
 
     fn sso_required(&self, org_id: &str) -> Result<bool, StorageError> {
@@ -236,6 +218,7 @@ impl IdpStorage for PgStorage {
     }
 
     fn delete_saml_config(&self, org_id: &str, audit: &AuditEvent) -> Result<bool, StorageError> {
-        self.delete_org_config("DELETE FROM saml_configs WHERE org_id = $1", org_id, audit)
+        let delete = "DELETE FROM saml_configs WHERE org_id = $1";
+        self.audited_change(Scope::Org(org_id), delete, &[&org_id], audit)
     }
 }

@@ -231,19 +231,13 @@ impl PeopleStorage for PgStorage {
         at: i64,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        self.run(Scope::Org(org_id), |tx| {
-            let changed = exec(
-                tx,
-                "UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
-                 AND accepted_at IS NULL AND revoked_at IS NULL",
-                &[&org_id, &invitation_id, &at],
-            )?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            append_audit_tx(tx, &self.audit_key, audit)?;
-            Ok(true)
-        })
+        self.audited_change(
+            Scope::Org(org_id),
+            "UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
+             AND accepted_at IS NULL AND revoked_at IS NULL",
+            &[&org_id, &invitation_id, &at],
+            audit,
+        )
     }
 
     fn accept_invitation(&self, a: &Acceptance<'_>) -> Result<MemberRecord, StorageError> {
@@ -414,18 +408,12 @@ impl PeopleStorage for PgStorage {
         name: &str,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        self.run(Scope::Global, |tx| {
-            let changed = exec(
-                tx,
-                "UPDATE passkeys SET name = $3 WHERE user_id = $1 AND id = $2",
-                &[&user_id, &credential_id, &name],
-            )?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            append_audit_tx(tx, &self.audit_key, audit)?;
-            Ok(true)
-        })
+        self.audited_change(
+            Scope::Global,
+            "UPDATE passkeys SET name = $3 WHERE user_id = $1 AND id = $2",
+            &[&user_id, &credential_id, &name],
+            audit,
+        )
     }
 
     fn remove_passkey(
@@ -546,19 +534,13 @@ impl PeopleStorage for PgStorage {
         at: i64,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        self.run(Scope::Person(user_id), |tx| {
-            let changed = exec(
-                tx,
-                "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id = $2 \
-                 AND revoked_at IS NULL",
-                &[&user_id, &session_id, &at],
-            )?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            append_audit_tx(tx, &self.audit_key, audit)?;
-            Ok(true)
-        })
+        self.audited_change(
+            Scope::Person(user_id),
+            "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id = $2 \
+             AND revoked_at IS NULL",
+            &[&user_id, &session_id, &at],
+            audit,
+        )
     }
 
     fn revoke_user_sessions(

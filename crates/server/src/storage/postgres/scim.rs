@@ -502,18 +502,13 @@ impl ScimStorage for PgStorage {
         at: i64,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        self.run(Scope::Org(org_id), |tx| {
-            let changed = exec(
-                tx,
-                "UPDATE scim_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
-                 AND revoked_at IS NULL",
-                &[&org_id, &token_id, &at],
-            )?;
-            if changed > 0 {
-                append_audit_tx(tx, &self.audit_key, audit)?;
-            }
-            Ok(changed > 0)
-        })
+        self.audited_change(
+            Scope::Org(org_id),
+            "UPDATE scim_tokens SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
+             AND revoked_at IS NULL",
+            &[&org_id, &token_id, &at],
+            audit,
+        )
     }
 
     fn touch_scim_token(&self, org_id: &str, token_id: &str, at: i64) -> Result<(), StorageError> {

@@ -130,6 +130,23 @@ impl PgStorage {
         })
     }
 
+    /// Runs `update` in `scope` and audits it when it changed a row; whether it did.
+    pub(super) fn audited_change(
+        &self,
+        scope: Scope<'_>,
+        update: &str,
+        params: &Params<'_>,
+        audit: &AuditEvent,
+    ) -> Result<bool, StorageError> {
+        self.run(scope, |tx| {
+            let changed = exec(tx, update, params)? > 0;
+            if changed {
+                append_audit_tx(tx, &self.audit_key, audit)?;
+            }
+            Ok(changed)
+        })
+    }
+
     /// The ids of every org, each then to be visited in its own scope.
     pub(super) fn all_orgs(&self, tx: &mut Transaction<'_>) -> Result<Vec<String>, StorageError> {
         enter(tx, Scope::Maintenance)?;
@@ -755,18 +772,13 @@ impl Storage for PgStorage {
         at: i64,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        self.run(Scope::Org(org_id), |tx| {
-            let changed = exec(
-                tx,
-                "UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
-                 AND revoked_at IS NULL",
-                &[&org_id, &key_id, &at],
-            )?;
-            if changed > 0 {
-                append_audit_tx(tx, &self.audit_key, audit)?;
-            }
-            Ok(changed > 0)
-        })
+        self.audited_change(
+            Scope::Org(org_id),
+            "UPDATE api_keys SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
+             AND revoked_at IS NULL",
+            &[&org_id, &key_id, &at],
+            audit,
+        )
     }
 
     fn touch_api_key(&self, org_id: &str, key_id: &str, at: i64) -> Result<(), StorageError> {
@@ -975,18 +987,13 @@ impl Storage for PgStorage {
         at: i64,
         audit: &AuditEvent,
     ) -> Result<bool, StorageError> {
-        self.run(Scope::Org(org_id), |tx| {
-            let changed = exec(
-                tx,
-                "UPDATE devices SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
-                 AND revoked_at IS NULL",
-                &[&org_id, &device_id, &at],
-            )?;
-            if changed > 0 {
-                append_audit_tx(tx, &self.audit_key, audit)?;
-            }
-            Ok(changed > 0)
-        })
+        self.audited_change(
+            Scope::Org(org_id),
+            "UPDATE devices SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
+             AND revoked_at IS NULL",
+            &[&org_id, &device_id, &at],
+            audit,
+        )
     }
 
     fn revoke_device_group(
