@@ -1,9 +1,11 @@
 //! Three `edgekeep-server` processes on one PostgreSQL, behind Debian's nginx (TLS terminated
 //! there and again at each instance, round robin), serving devices that run the SDK's sync
-//! client. Enrollment goes to the first instance, token refresh to the second, the rest round
-//! robin; a captured proof replayed to every instance is refused by each; the third instance is
-//! killed (SIGKILL) while the devices upload, and nothing they saw acknowledged is lost, nothing
-//! is counted twice, and every org's audit chain verifies.
+//! client. Each instance has its own copy of the data folder (keys and TLS files), so what they
+//! share goes through the database: a model uploaded through one is downloaded from the others.
+//! Enrollment goes to the first instance, token refresh to the second, the rest round robin; a
+//! captured proof replayed to every instance is refused by each; the third instance is killed
+//! (SIGKILL) while the devices upload, and nothing they saw acknowledged is lost, nothing is
+//! counted twice, and every org's audit chain verifies.
 
 #[path = "sync_harness.rs"]
 mod harness;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use edgekeep::sync::{RetryPolicy, SyncClient};
+use edgekeep::sync::{ActivationPolicy, RetryPolicy, SyncClient};
 use edgekeep::telemetry::{ModelVersion, metrics};
 use edgekeep_protocol::api::{BootstrapTokenResponse, CreateBootstrapTokenRequest};
 use edgekeep_protocol::artifact::build_artifact;
@@ -194,6 +196,19 @@ fn balancer(nginx: &Path, dir: &Path, data: &Path, port: u16, instances: &[u16])
     Balancer(child)
 }
 
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -229,7 +244,13 @@ async fn three_instances_behind_nginx_share_one_database() {
     let public_url = format!("https://127.0.0.1:{nginx_port}");
     let binary = server_binary();
     let mut instances: Vec<(Killed, u16)> = (0..3)
-        .map(|_| instance(&binary, &data, &url, &public_url))
+        .map(|n| {
+            // Each instance its own copy of the folder (keys and TLS files): ciphertexts,
+            // counters and records reach the others through the database alone.
+            let own = work.path().join(format!("instance{n}"));
+            copy_folder(&data, &own);
+            instance(&binary, &own, &url, &public_url)
+        })
         .collect();
     let ports: Vec<u16> = instances.iter().map(|(_, port)| *port).collect();
     let lb_dir = work.path().join("nginx");
@@ -265,6 +286,24 @@ async fn three_instances_behind_nginx_share_one_database() {
         .await
         .unwrap();
     assert_eq!(uploaded.status().as_u16(), 201);
+    for (path, body) in [
+        (
+            "/v1/models/classifier/versions/1/approve",
+            serde_json::json!({}),
+        ),
+        (
+            "/v1/rollouts",
+            serde_json::json!({"model": "classifier", "version": 1, "device_group": null,
+                "basis_points": 10000}),
+        ),
+    ] {
+        let answer = owner(http.post(format!("{public_url}{path}")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    }
 
     let log = Arc::new(RequestLog::default());
     let mut devices: Vec<SyncClient> = Vec::new();
@@ -282,6 +321,8 @@ async fn three_instances_behind_nginx_share_one_database() {
         let mut builder = SyncClient::builder(&public_url)
             .store(open_store(&work.path().join(format!("device{index}"))))
             .root_certificate_pem(ca_pem.clone())
+            .publisher_key(publisher.public_key())
+            .activation_policy(ActivationPolicy::Immediate)
             // Refresh before every call: each round also rotates the refresh token.
             .refresh_margin(Duration::from_secs(3600))
             .retry_policy(RetryPolicy {
@@ -297,6 +338,10 @@ async fn three_instances_behind_nginx_share_one_database() {
             .enroll_async(&created.org_id, &bootstrap.token)
             .await
             .unwrap();
+        // The model, downloaded (by ranges, round robin) from instances that never saw the
+        // upload's folder.
+        client.update_models_async().await.unwrap();
+        assert!(client.active_model("classifier").unwrap().is_some());
         devices.push(client);
     }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use edgekeep_protocol::api::{Role, valid_name};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::artifact_store::ArtifactStore;
 use crate::config::Database;
 use crate::counters::Counters;
 use crate::error::ServerError;
@@ -24,6 +25,16 @@ use crate::storage::{
     Storage,
 };
 use edgekeep_protocol::token::{MintedToken, TokenKind};
+
+/// What a server keeps, opened.
+pub struct Records {
+    /// The records.
+    pub storage: Arc<dyn Storage>,
+    /// Proof ids and rate budgets.
+    pub counters: Counters,
+    /// Artifact ciphertexts.
+    pub artifacts: ArtifactStore,
+}
 
 /// Paths inside a data folder.
 #[derive(Debug, Clone)]
@@ -105,26 +116,31 @@ impl DataDir {
         database: &Database,
         connections: usize,
     ) -> Result<Arc<dyn Storage>, ServerError> {
-        Ok(self.open_records(database, connections)?.0)
+        Ok(self.open_records(database, connections)?.storage)
     }
 
-    /// [`Self::open_database`], with the counters a server shares with the other instances
-    /// of its database (in memory for SQLite: one instance).
+    /// [`Self::open_database`], with what a server shares with the other instances of its
+    /// database: counters and artifacts (in memory and in the folder for SQLite: one instance).
     pub fn open_records(
         &self,
         database: &Database,
         connections: usize,
-    ) -> Result<(Arc<dyn Storage>, Counters), ServerError> {
+    ) -> Result<Records, ServerError> {
         match database {
-            Database::Embedded => Ok((
-                Arc::new(self.open_storage(connections)?),
-                Counters::in_memory(),
-            )),
+            Database::Embedded => Ok(Records {
+                storage: Arc::new(self.open_storage(connections)?),
+                counters: Counters::in_memory(),
+                artifacts: ArtifactStore::open(self.artifacts(), None)?,
+            }),
             Database::Postgres(url) => {
                 let key = self.load_secret()?.audit_key();
                 let connections = u32::try_from(connections).unwrap_or(u32::MAX);
                 let storage = Arc::new(PgStorage::open(url, connections, key)?);
-                Ok((storage.clone(), Counters::Postgres(storage)))
+                Ok(Records {
+                    storage: storage.clone(),
+                    counters: Counters::Postgres(storage.clone()),
+                    artifacts: ArtifactStore::open(self.artifacts(), Some(storage))?,
+                })
             }
         }
     }

@@ -90,8 +90,8 @@ enum Command {
     },
     /// Copy an SQLite deployment's records (orgs, people, keys, devices, credentials,
     /// models, rollouts, telemetry, the audit chain) into an empty PostgreSQL database, then
-    /// verify every org's audit chain there. The data folder's keys and artifacts stay where
-    /// they are: serve with the same folder and `--database`.
+    /// the artifact ciphertexts, then verify every org's audit chain there. The data folder's
+    /// keys stay where they are: serve with the same folder and `--database`.
     MigrateStorage {
         /// Data folder of the SQLite deployment (stop its server first).
         #[arg(long)]
@@ -196,10 +196,11 @@ fn run(cli: Cli) -> Result<bool, Box<dyn std::error::Error>> {
             drop(dir.open_storage(1)?);
             let key = dir.load_secret()?.audit_key();
             let target = edgekeep_server::storage::PgStorage::open(url, 2, key.clone())?;
-            let report = target.copy_from_sqlite(&dir.database())?;
+            let report = target.copy_from_sqlite(&dir.database(), Some(&dir.artifacts()))?;
             for (table, rows) in &report.tables {
                 println!("{table}: {rows} rows");
             }
+            println!("artifacts: {}", report.artifacts);
             let mut intact = true;
             for report in audit::verify_all(&target, &key, &[])? {
                 match report.result {

@@ -9,7 +9,6 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{AppState, router};
-use crate::artifact_store::ArtifactStore;
 use crate::config::ServerConfig;
 use crate::data_dir::{DataDir, OrgCreated, create_org_in};
 use crate::error::ServerError;
@@ -29,7 +28,11 @@ impl Server {
             crate::config::Database::Embedded => config.sqlite_readers,
             crate::config::Database::Postgres(_) => config.postgres_connections as usize,
         };
-        let (storage, counters) = {
+        let crate::data_dir::Records {
+            storage,
+            counters,
+            artifacts,
+        } = {
             let (dir, database) = (dir.clone(), config.database.clone());
             // Opening connects and migrates: blocking work.
             tokio::task::spawn_blocking(move || dir.open_records(&database, connections))
@@ -52,7 +55,6 @@ impl Server {
             .local_addr()
             .map_err(ServerError::io("reading the bound address"))?;
         let desired_state_key = dir.load_or_create_desired_state_key()?;
-        let artifacts = ArtifactStore::open(dir.artifacts())?;
         let retention = config.telemetry_retention_secs;
         let online_window = config.online_window_secs;
         let limits = config.connections;

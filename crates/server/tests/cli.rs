@@ -151,7 +151,7 @@ fn the_binary_on_postgres_and_its_startup_errors() {
     assert!(!ok && stderr.contains("already initialized"), "{stderr}");
     let (ok, stdout, stderr) = run(&["migrate"], &url);
     assert!(ok, "{stderr}");
-    assert_eq!(stdout.trim(), "schema version 3");
+    assert_eq!(stdout.trim(), "schema version 4");
     let (ok, stdout, _) = run(&["org", "create", "--name", "Beta"], &url);
     assert!(ok && stdout.contains("owner API key:"));
     let (ok, stdout, stderr) = run(&["audit", "verify"], &url);

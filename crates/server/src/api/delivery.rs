@@ -249,7 +249,7 @@ pub async fn download_artifact(
     let count = if len == 0 { 0 } else { end - start + 1 };
     let body = state
         .artifacts()
-        .read_range(&artifact_id, start, count)
+        .read_range(&version.org_id, &artifact_id, start, count)
         .await
         .map_err(|err| {
             tracing::error!(error = %err, "could not read an artifact");

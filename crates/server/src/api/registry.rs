@@ -246,7 +246,13 @@ async fn store_upload(
             .map_err(|_| ApiError::internal())?;
         checker
             .artifacts()
-            .put_from_file(&artifact_id, upload.path(), offset, manifest.ciphertext_len)
+            .put_from_file(
+                &org_id,
+                &artifact_id,
+                upload.path(),
+                offset,
+                manifest.ciphertext_len,
+            )
             .map_err(|err| {
                 tracing::error!(error = %err, "could not store an artifact");
                 ApiError::internal()

@@ -27,7 +27,7 @@ pub use people::{
     Acceptance, CeremonyRecord, InvitationRecord, PasskeyRecord, PeopleStorage, SessionRecord,
     UserRecord,
 };
-pub use postgres::PgStorage;
+pub use postgres::{ARTIFACT_CHUNK, PgStorage};
 pub use scim::{
     NewScimUser, ScimEmail, ScimGroupRecord, ScimLookup, ScimName, ScimPage, ScimStorage,
     ScimTokenRecord, ScimUserRecord, USER_NAME_TAKEN,

@@ -9,6 +9,7 @@ use r2d2_postgres::postgres::Transaction;
 use r2d2_postgres::postgres::types::ToSql;
 use rusqlite::types::Value;
 
+use super::artifacts::put_artifact_tx;
 use super::store::{PgStorage, Scope, all, enter, exec, get};
 use crate::storage::StorageError;
 
@@ -203,6 +204,38 @@ const CREDENTIALS: &[(&str, &str, &str)] = &[
 pub struct CopyReport {
     /// `(table, rows)` in copy order.
     pub tables: Vec<(&'static str, u64)>,
+    /// Artifact ciphertexts copied from the folder.
+    pub artifacts: u64,
+}
+
+/// Copies the ciphertext of every model version from the deployment's artifact folder; a
+/// missing one is an error (the deployment lost it).
+fn copy_artifacts(
+    tx: &mut Transaction<'_>,
+    source: &rusqlite::Connection,
+    folder: &Path,
+) -> Result<u64, StorageError> {
+    let mut select =
+        source.prepare("SELECT org_id, artifact_id FROM model_versions ORDER BY org_id, rowid")?;
+    let versions = select
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (org_id, artifact_id) in &versions {
+        let path = folder.join(artifact_id);
+        let file = std::fs::File::open(&path).map_err(|_| {
+            StorageError::Io(format!("artifact {artifact_id} is missing from the folder"))
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::Io(e.to_string()))?
+            .len();
+        enter(tx, Scope::Org(org_id))?;
+        put_artifact_tx(tx, org_id, artifact_id, std::io::BufReader::new(file), len)?;
+    }
+    enter(tx, Scope::Global)?;
+    Ok(versions.len() as u64)
 }
 
 /// A PostgreSQL column type this copy knows how to fill.
@@ -338,9 +371,14 @@ fn copy_table(
 
 impl PgStorage {
     /// Copies every record of the SQLite database at `source` (brought to its newest schema
-    /// first by whoever opened it) into this database, which must hold no org. One
+    /// first by whoever opened it) into this database, which must hold no org, with the
+    /// ciphertext of every model version from the folder `artifacts` when given. One
     /// transaction: on any failure nothing is left behind.
-    pub fn copy_from_sqlite(&self, source: &Path) -> Result<CopyReport, StorageError> {
+    pub fn copy_from_sqlite(
+        &self,
+        source: &Path,
+        artifacts: Option<&Path>,
+    ) -> Result<CopyReport, StorageError> {
         let source = rusqlite::Connection::open_with_flags(
             source,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -353,11 +391,17 @@ impl PgStorage {
                     "the PostgreSQL database already holds orgs: copy into an empty one",
                 ));
             }
-            let mut report = CopyReport { tables: Vec::new() };
+            let mut report = CopyReport {
+                tables: Vec::new(),
+                artifacts: 0,
+            };
             for table in TABLES {
                 report
                     .tables
                     .push((table.name, copy_table(tx, &source, table)?));
+            }
+            if let Some(folder) = artifacts {
+                report.artifacts = copy_artifacts(tx, &source, folder)?;
             }
             for org in self.all_orgs(tx)? {
                 enter(tx, Scope::Org(&org))?;

@@ -1,6 +1,7 @@
 //! [`Storage`](super::Storage) on PostgreSQL: several server instances on one database. ADR 0018
 //! records the driver and the tenant-isolation design.
 
+mod artifacts;
 pub mod cluster;
 mod copy;
 mod counters;
@@ -11,6 +12,7 @@ pub mod schema;
 mod scim;
 mod store;
 
+pub use artifacts::ARTIFACT_CHUNK;
 pub use copy::CopyReport;
 pub use store::PgStorage;
 
@@ -50,7 +52,7 @@ mod tests {
         let url = cluster.fresh_database("opening").unwrap();
         let pool = super::schema::open(&url, 2).unwrap_or_else(|e| panic!("{e}"));
         let mut client = pool.get().unwrap();
-        assert_eq!(super::schema::schema_version(&mut *client).unwrap(), 3);
+        assert_eq!(super::schema::schema_version(&mut *client).unwrap(), 4);
         drop(client);
         // Opening again (another instance) finds the work done.
         super::schema::open(&url, 2).unwrap();
@@ -332,8 +334,34 @@ mod tests {
 
         let url = cluster.fresh_database("moving").unwrap();
         let pg = super::PgStorage::open(&url, 2, key.clone()).unwrap();
-        let report = pg.copy_from_sqlite(&path).unwrap();
         let source = rusqlite::Connection::open(&path).unwrap();
+        let versions: Vec<(String, String)> = source
+            .prepare("SELECT org_id, artifact_id FROM model_versions")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!versions.is_empty());
+        let artifacts = dir.path().join("artifacts");
+        std::fs::create_dir_all(&artifacts).unwrap();
+        // A folder that lost a ciphertext: refused, and nothing is left behind.
+        assert!(matches!(
+            pg.copy_from_sqlite(&path, Some(&artifacts)),
+            Err(StorageError::Io(ref m)) if m.contains("missing")
+        ));
+        assert!(pg.org_ids().unwrap().is_empty());
+        for (_, artifact_id) in &versions {
+            std::fs::write(artifacts.join(artifact_id), artifact_id.as_bytes()).unwrap();
+        }
+        let report = pg.copy_from_sqlite(&path, Some(&artifacts)).unwrap();
+        assert_eq!(report.artifacts, versions.len() as u64);
+        for (org, artifact_id) in &versions {
+            assert_eq!(
+                pg.artifact_chunk(org, artifact_id, 0).unwrap().as_deref(),
+                Some(artifact_id.as_bytes())
+            );
+        }
         for (table, rows) in &report.tables {
             let expected: u64 = source
                 .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| {
@@ -371,8 +399,128 @@ mod tests {
             );
         }
         assert!(matches!(
-            pg.copy_from_sqlite(&path),
+            pg.copy_from_sqlite(&path, None),
             Err(StorageError::Conflict(_))
         ));
+    }
+
+    fn with_org(storage: &super::PgStorage, org: &str) {
+        use crate::storage::{ApiKeyRecord, AuditEvent, MemberRecord, OrgRecord, Storage};
+        use edgekeep_protocol::api::Role;
+        let hash = ring::digest::digest(&ring::digest::SHA256, org.as_bytes());
+        storage
+            .create_org(
+                &OrgRecord {
+                    id: org.into(),
+                    name: org.into(),
+                    created_at: 1,
+                },
+                &MemberRecord {
+                    id: format!("{org}_owner"),
+                    org_id: org.into(),
+                    name: "o".into(),
+                    role: Role::Owner,
+                    created_at: 1,
+                    user_id: None,
+                },
+                &ApiKeyRecord {
+                    id: format!("{org}_key"),
+                    org_id: org.into(),
+                    member_id: format!("{org}_owner"),
+                    name: "k".into(),
+                    prefix: "ek_x".into(),
+                    hash: hash.as_ref().try_into().unwrap(),
+                    scopes: vec![],
+                    created_at: 1,
+                    expires_at: None,
+                    revoked_at: None,
+                    last_used_at: None,
+                    replaced_by: None,
+                },
+                &[AuditEvent {
+                    org_id: org.into(),
+                    actor: "system".into(),
+                    action: "org.create".into(),
+                    target: "t".into(),
+                    outcome: "ok".into(),
+                    request_id: "r".into(),
+                    at: 1,
+                }],
+            )
+            .unwrap();
+    }
+
+    /// Ciphertexts in the database: ranges across chunk boundaries come back byte for byte, a
+    /// second store changes nothing, a short source stores nothing, and another org cannot
+    /// read them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn artifacts_are_chunked_ranged_and_scoped() {
+        use super::ARTIFACT_CHUNK;
+        use crate::artifact_store::ArtifactStore;
+
+        let Some((storage, cluster)) = tokio::task::spawn_blocking(|| {
+            let cluster = cluster()?;
+            let url = cluster.fresh_database("artifacts").unwrap();
+            let storage = std::sync::Arc::new(
+                super::PgStorage::open(&url, 4, crate::audit::AuditKey::derive(&[8; 32])).unwrap(),
+            );
+            with_org(&storage, "org_a");
+            with_org(&storage, "org_b");
+            Some((storage, cluster))
+        })
+        .await
+        .unwrap() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(dir.path().to_owned(), Some(storage.clone())).unwrap();
+        let bytes: Vec<u8> = (0..2 * ARTIFACT_CHUNK + 3)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
+        let id = "ab".repeat(32);
+        let (put, ciphertext, artifact) = (store.clone(), bytes.clone(), id.clone());
+        tokio::task::spawn_blocking(move || {
+            put.put("org_a", &artifact, &ciphertext).unwrap();
+            put.put("org_a", &artifact, b"ignored: already stored")
+                .unwrap();
+        })
+        .await
+        .unwrap();
+        let read = |org: &'static str, start: u64, len: u64| {
+            let (store, id) = (store.clone(), id.clone());
+            async move {
+                let body = store.read_range(org, &id, start, len).await.unwrap();
+                axum::body::to_bytes(body, usize::MAX).await
+            }
+        };
+        let total = bytes.len() as u64;
+        for (start, len) in [
+            (0, total),
+            (ARTIFACT_CHUNK - 5, 10),
+            (ARTIFACT_CHUNK, ARTIFACT_CHUNK),
+            (total - 1, 1),
+            (3, 2 * ARTIFACT_CHUNK - 1),
+        ] {
+            let got = read("org_a", start, len).await.unwrap();
+            assert_eq!(&got[..], &bytes[start as usize..(start + len) as usize]);
+        }
+        assert!(
+            read("org_b", 0, 10).await.is_err(),
+            "another org's ciphertext"
+        );
+
+        let short = dir.path().join("short");
+        std::fs::write(&short, b"HEADER0123").unwrap();
+        let (put, other) = (store.clone(), "cd".repeat(32));
+        let refused = tokio::task::spawn_blocking(move || {
+            let refused = put.put_from_file("org_a", &other, &short, 6, 5).is_err();
+            (refused, storage.artifact_chunk("org_a", &other, 0).unwrap())
+        })
+        .await
+        .unwrap();
+        assert_eq!(refused, (true, None));
+        tokio::task::spawn_blocking(move || drop(cluster))
+            .await
+            .unwrap();
     }
 }

@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_person_scope.sql"),
     include_str!("migrations/0003_rate_buckets.sql"),
+    include_str!("migrations/0004_artifacts.sql"),
 ];
 
 /// Only one instance migrates at a time: the others wait on this advisory lock, then find the
