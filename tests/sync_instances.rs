@@ -7,6 +7,8 @@
 //! (SIGKILL) while the devices upload, and nothing they saw acknowledged is lost, nothing is
 //! counted twice, and every org's audit chain verifies.
 
+#[path = "../crates/server/examples/support/balancer.rs"]
+mod balancer;
 #[path = "sync_harness.rs"]
 mod harness;
 
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use balancer::Balancer;
 use edgekeep::sync::{ActivationPolicy, RetryPolicy, SyncClient};
 use edgekeep::telemetry::{ModelVersion, metrics};
 use edgekeep_protocol::api::{BootstrapTokenResponse, CreateBootstrapTokenRequest};
@@ -41,21 +44,8 @@ impl Drop for Killed {
     }
 }
 
-/// nginx, stopped (SIGTERM: its workers go too) when the test ends.
-struct Balancer(Child);
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 fn nginx() -> Option<PathBuf> {
-    let path = PathBuf::from("/usr/sbin/nginx");
-    if path.exists() {
+    if let Some(path) = balancer::nginx() {
         return Some(path);
     }
     assert!(
@@ -83,14 +73,6 @@ fn server_binary() -> PathBuf {
         assert!(built.success(), "building edgekeep-server failed");
     }
     binary
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts one instance; returns it and its port.
@@ -125,77 +107,6 @@ fn instance(binary: &Path, data: &Path, url: &str, public_url: &str) -> (Killed,
     (Killed(child), port)
 }
 
-/// nginx on `port`, terminating TLS with the data folder's certificate and proxying over TLS
-/// (verified against the data folder's CA) to the instances.
-fn balancer(nginx: &Path, dir: &Path, data: &Path, port: u16, instances: &[u16]) -> Balancer {
-    let tls = data.join("tls");
-    let servers: String = instances
-        .iter()
-        .map(|p| format!("server 127.0.0.1:{p} max_fails=1 fail_timeout=30s; "))
-        .collect();
-    let user = if is_root() { "user root;" } else { "" };
-    let config = format!(
-        "{user}
-        daemon off;
-        worker_processes 1;
-        pid {dir}/nginx.pid;
-        error_log {dir}/error.log warn;
-        events {{ worker_connections 512; }}
-        http {{
-            access_log {dir}/access.log;
-            client_body_temp_path {dir}/body;
-            proxy_temp_path {dir}/proxy;
-            fastcgi_temp_path {dir}/fastcgi;
-            uwsgi_temp_path {dir}/uwsgi;
-            scgi_temp_path {dir}/scgi;
-            upstream all {{ {servers} keepalive 16; }}
-            upstream enrollment {{ server 127.0.0.1:{first}; }}
-            upstream refresh {{ server 127.0.0.1:{second}; }}
-            server {{
-                listen 127.0.0.1:{port} ssl;
-                ssl_certificate {cert};
-                ssl_certificate_key {key};
-                client_max_body_size 64m;
-                proxy_http_version 1.1;
-                proxy_set_header Connection \"\";
-                proxy_set_header X-Forwarded-For $remote_addr;
-                proxy_ssl_server_name on;
-                proxy_ssl_name localhost;
-                proxy_ssl_verify on;
-                proxy_ssl_trusted_certificate {ca};
-                proxy_next_upstream error timeout http_502 non_idempotent;
-                location = /v1/device/enroll {{ proxy_pass https://enrollment; }}
-                location = /v1/device/refresh {{ proxy_pass https://refresh; }}
-                location / {{ proxy_pass https://all; }}
-            }}
-        }}",
-        dir = dir.display(),
-        first = instances[0],
-        second = instances[1],
-        cert = tls.join("cert.pem").display(),
-        key = tls.join("key.pem").display(),
-        ca = tls.join("ca.pem").display(),
-    );
-    let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, config).unwrap();
-    let child = Command::new(nginx)
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nginx did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Balancer(child)
-}
-
 fn copy_folder(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -207,13 +118,6 @@ fn copy_folder(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,7 +144,7 @@ async fn three_instances_behind_nginx_share_one_database() {
         .unwrap()
     };
 
-    let nginx_port = free_port();
+    let nginx_port = balancer::free_port();
     let public_url = format!("https://127.0.0.1:{nginx_port}");
     let binary = server_binary();
     let mut instances: Vec<(Killed, u16)> = (0..3)
@@ -253,9 +157,15 @@ async fn three_instances_behind_nginx_share_one_database() {
         })
         .collect();
     let ports: Vec<u16> = instances.iter().map(|(_, port)| *port).collect();
-    let lb_dir = work.path().join("nginx");
-    std::fs::create_dir_all(&lb_dir).unwrap();
-    let _lb = balancer(&nginx, &lb_dir, &data, nginx_port, &ports);
+    let _lb = Balancer::start(
+        &nginx,
+        &work.path().join("nginx"),
+        &data,
+        nginx_port,
+        &ports,
+        &[("/v1/device/enroll", 0), ("/v1/device/refresh", 1)],
+    )
+    .unwrap();
 
     let ca_pem = std::fs::read(data.join("tls/ca.pem")).unwrap();
     let http = reqwest::Client::builder()

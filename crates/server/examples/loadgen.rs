@@ -6,7 +6,12 @@
 //!
 //! ```text
 //! cargo run --release -p edgekeep-server --example loadgen -- --enrollments 500 --seconds 5 --concurrency 16
+//! cargo run --release -p edgekeep-server --example loadgen -- --postgres                 # one instance on PostgreSQL
+//! cargo run --release -p edgekeep-server --example loadgen -- --postgres --instances 3   # three behind nginx
 //! ```
+//!
+//! `--postgres` starts a throwaway cluster of Debian's PostgreSQL on loopback (as the tests do);
+//! `--instances N` runs N servers in this process on that one database behind Debian's nginx.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,12 +20,15 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use edgekeep_protocol::key_agreement::EphemeralAgreement;
 use edgekeep_protocol::proof::{self, SoftwareDeviceKey};
-use edgekeep_server::{RateLimits, Server, ServerConfig};
+use edgekeep_server::storage::postgres::cluster::TestCluster;
+use edgekeep_server::{Database, RateLimits, Server, ServerConfig};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 #[path = "../tests/common/authenticator.rs"]
 mod authenticator;
+#[path = "support/balancer.rs"]
+mod balancer;
 #[path = "support/enrollment.rs"]
 mod enrollment;
 
@@ -42,6 +50,12 @@ struct Args {
     /// Telemetry events per batch in the ingest phase (at most 256).
     #[arg(long, default_value_t = 64)]
     events_per_batch: usize,
+    /// Keep the records in a throwaway PostgreSQL cluster instead of SQLite.
+    #[arg(long)]
+    postgres: bool,
+    /// Servers on the one database, behind nginx (needs `--postgres` beyond 1).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -282,23 +296,77 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if args.instances > 1 && !args.postgres {
+        return Err("several instances share a PostgreSQL database: add --postgres".into());
+    }
     let data = tempfile::tempdir()?;
-    let created = edgekeep_server::init(data.path(), "loadgen")?;
-    let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse()?);
-    config.public_url = Some(ORIGIN.to_owned());
-    config.rate_limits = RateLimits {
-        enrollments_per_org: u32::MAX / 2,
-        sign_in_starts_per_address: u32::MAX / 2,
-        ..RateLimits::default()
+    let (cluster, database) = if args.postgres {
+        tokio::task::spawn_blocking(|| {
+            let cluster = TestCluster::start().map_err(|e| e.to_string())?;
+            let url = cluster
+                .fresh_database("loadgen")
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((Some(cluster), Database::Postgres(url)))
+        })
+        .await??
+    } else {
+        (None, Database::Embedded)
     };
-    let server = Server::start(config).await?;
-    let ca = reqwest::Certificate::from_pem(server.ca_cert_pem().unwrap_or_default().as_bytes())?;
+    let created = {
+        let (path, database) = (data.path().to_owned(), database.clone());
+        tokio::task::spawn_blocking(move || edgekeep_server::init_with(&path, &database, "loadgen"))
+            .await??
+    };
+    let mut servers = Vec::new();
+    for _ in 0..args.instances.max(1) {
+        let mut config = ServerConfig::new(data.path(), "127.0.0.1:0".parse()?);
+        config.database = database.clone();
+        config.public_url = Some(ORIGIN.to_owned());
+        config.trusted_proxies = vec!["127.0.0.1".parse()?];
+        config.rate_limits = RateLimits {
+            enrollments_per_org: u32::MAX / 2,
+            sign_in_starts_per_address: u32::MAX / 2,
+            ..RateLimits::default()
+        };
+        servers.push(Server::start(config).await?);
+    }
+    let ca_pem = servers[0].ca_cert_pem().unwrap_or_default().to_owned();
+    let ca = reqwest::Certificate::from_pem(ca_pem.as_bytes())?;
     let client = reqwest::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(ca)
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
-    let base = server.base_url();
+    let lb_dir = tempfile::tempdir()?;
+    let lb = if servers.len() > 1 {
+        let nginx = balancer::nginx().ok_or("nginx is not installed (scripts/test-deps)")?;
+        let ports: Vec<u16> = servers.iter().map(|s| s.addr().port()).collect();
+        let port = balancer::free_port();
+        Some(balancer::Balancer::start(
+            &nginx,
+            lb_dir.path(),
+            data.path(),
+            port,
+            &ports,
+            &[],
+        )?)
+    } else {
+        None
+    };
+    let base = match &lb {
+        Some(lb) => lb.base_url(),
+        None => servers[0].base_url(),
+    };
+    println!(
+        "backend: {}, {} instance(s){}",
+        if args.postgres {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        servers.len(),
+        if lb.is_some() { " behind nginx" } else { "" }
+    );
     let owner_key = created.owner_api_key.clone();
 
     let mut tokens = Vec::with_capacity(args.enrollments);
@@ -498,6 +566,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
-    server.shutdown().await;
+    drop(lb);
+    for server in servers {
+        server.shutdown().await;
+    }
+    if let Some(cluster) = cluster {
+        tokio::task::spawn_blocking(move || drop(cluster)).await?;
+    }
     Ok(())
 }
