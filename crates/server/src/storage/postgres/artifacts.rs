@@ -3,9 +3,7 @@
 
 use std::io::Read;
 
-use r2d2_postgres::postgres::Transaction;
-
-use super::store::{PgStorage, Scope, exec, get, one, opt};
+use super::store::{PgStorage, Scope, Tx, exec, get, one, opt};
 use crate::storage::StorageError;
 
 /// Bytes per stored chunk (the last chunk of an artifact is shorter).
@@ -49,7 +47,7 @@ impl PgStorage {
 
 /// [`PgStorage::put_artifact`] inside a transaction scoped to `org_id`.
 pub(super) fn put_artifact_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     org_id: &str,
     artifact_id: &str,
     mut source: impl Read,

@@ -5,12 +5,11 @@
 
 use std::path::Path;
 
-use r2d2_postgres::postgres::Transaction;
 use r2d2_postgres::postgres::types::ToSql;
 use rusqlite::types::Value;
 
 use super::artifacts::put_artifact_tx;
-use super::store::{PgStorage, Scope, all, enter, exec, get};
+use super::store::{PgStorage, Scope, Tx, all, enter, exec, get};
 use crate::storage::StorageError;
 
 /// One table to copy: its name, the column naming each row's org (org-scoped tables), and the
@@ -211,7 +210,7 @@ pub struct CopyReport {
 /// Copies the ciphertext of every model version from the deployment's artifact folder; a
 /// missing one is an error (the deployment lost it).
 fn copy_artifacts(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     source: &rusqlite::Connection,
     folder: &Path,
 ) -> Result<u64, StorageError> {
@@ -249,10 +248,7 @@ enum Column {
     Double,
 }
 
-fn column_types(
-    tx: &mut Transaction<'_>,
-    table: &str,
-) -> Result<Vec<(String, Column)>, StorageError> {
+fn column_types(tx: &mut Tx<'_>, table: &str) -> Result<Vec<(String, Column)>, StorageError> {
     let columns = all(
         tx,
         "SELECT column_name::text, data_type::text, is_identity::text FROM \
@@ -316,7 +312,7 @@ fn convert(
 }
 
 fn copy_table(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     source: &rusqlite::Connection,
     table: &Table,
 ) -> Result<u64, StorageError> {

@@ -6,10 +6,11 @@ use edgekeep_protocol::rollout::{ProgressState, RolloutStatus};
 use edgekeep_protocol::telemetry::{
     LATENCY_BUCKETS, ModelRef, QualityMetric, TelemetryAck, TelemetryBatch, TelemetryEvent,
 };
-use r2d2_postgres::postgres::{Row, Transaction};
+use r2d2_postgres::postgres::Row;
 
 use super::store::{
-    PgStorage, Scope, all, append_audit_tx, bad, big, enter, exec, get, get_u64, lock_org, one, opt,
+    PgStorage, Scope, Tx, all, append_audit_tx, bad, big, enter, exec, get, get_u64, lock_org, one,
+    opt,
 };
 use crate::storage::fleet::{
     DeviceStatusRecord, FleetStorage, ModelVersionRecord, PublisherKeyRecord, RolloutChange,
@@ -68,11 +69,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-fn ensure_status_row(
-    tx: &mut Transaction<'_>,
-    org_id: &str,
-    device_id: &str,
-) -> Result<(), StorageError> {
+fn ensure_status_row(tx: &mut Tx<'_>, org_id: &str, device_id: &str) -> Result<(), StorageError> {
     exec(
         tx,
         "INSERT INTO device_status (device_id, org_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -82,7 +79,7 @@ fn ensure_status_row(
 }
 
 fn apply_event(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     org_id: &str,
     device_id: &str,
     event: &TelemetryEvent,

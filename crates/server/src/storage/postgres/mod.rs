@@ -52,7 +52,7 @@ mod tests {
         let url = cluster.fresh_database("opening").unwrap();
         let pool = super::schema::open(&url, 2).unwrap_or_else(|e| panic!("{e}"));
         let mut client = pool.get().unwrap();
-        assert_eq!(super::schema::schema_version(&mut *client).unwrap(), 4);
+        assert_eq!(super::schema::schema_version(&mut **client).unwrap(), 4);
         drop(client);
         // Opening again (another instance) finds the work done.
         super::schema::open(&url, 2).unwrap();

@@ -1,10 +1,10 @@
 //! [`PeopleStorage`] on PostgreSQL. People and passkeys exist across orgs (no policy); a
 //! person's memberships and sessions are read in their person scope.
 
-use r2d2_postgres::postgres::{Row, Transaction};
+use r2d2_postgres::postgres::Row;
 
 use super::store::{
-    Credential, MEMBER_COLS, PgStorage, Scope, all, append_all, append_audit_tx, exec, get,
+    Credential, MEMBER_COLS, PgStorage, Scope, Tx, all, append_all, append_audit_tx, exec, get,
     get_hash, get_role, insert_member_tx, issue_credential, lock_org, member_row, one, opt,
     org_row,
 };
@@ -74,7 +74,7 @@ fn session_row(row: &Row) -> Result<SessionRecord, StorageError> {
     })
 }
 
-fn insert_user_tx(tx: &mut Transaction<'_>, user: &UserRecord) -> Result<(), StorageError> {
+fn insert_user_tx(tx: &mut Tx<'_>, user: &UserRecord) -> Result<(), StorageError> {
     let inserted = exec(
         tx,
         "INSERT INTO users (id, handle, email, display_name, created_at) \
@@ -95,10 +95,7 @@ fn insert_user_tx(tx: &mut Transaction<'_>, user: &UserRecord) -> Result<(), Sto
     Ok(())
 }
 
-fn insert_passkey_tx(
-    tx: &mut Transaction<'_>,
-    passkey: &PasskeyRecord,
-) -> Result<(), StorageError> {
+fn insert_passkey_tx(tx: &mut Tx<'_>, passkey: &PasskeyRecord) -> Result<(), StorageError> {
     let inserted = exec(
         tx,
         "INSERT INTO passkeys (id, user_id, name, passkey, created_at) \
@@ -117,10 +114,7 @@ fn insert_passkey_tx(
     Ok(())
 }
 
-fn insert_session_tx(
-    tx: &mut Transaction<'_>,
-    session: &SessionRecord,
-) -> Result<(), StorageError> {
+fn insert_session_tx(tx: &mut Tx<'_>, session: &SessionRecord) -> Result<(), StorageError> {
     exec(
         tx,
         "INSERT INTO sessions (id, hash, user_id, org_id, member_id, method, created_at, \
@@ -143,7 +137,7 @@ fn insert_session_tx(
 }
 
 fn invitation_by_hash_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     token_hash: &[u8; 32],
 ) -> Result<Option<InvitationRecord>, StorageError> {
     opt(

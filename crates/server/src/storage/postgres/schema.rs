@@ -18,7 +18,70 @@ const MIGRATIONS: &[&str] = &[
 const MIGRATION_LOCK: i64 = 0x6564_6765_6b65_6570; // "edgekeep"
 
 /// A pool of connections to one database.
-pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub type Pool = r2d2::Pool<Manager>;
+
+/// Most prepared statements a connection keeps (the storage's statements are a few hundred
+/// fixed texts; past this the cache starts over).
+const STATEMENTS_PER_CONNECTION: usize = 1024;
+
+/// A pooled connection and the statements it has prepared (each parsed and planned once per
+/// connection, then one round trip per use).
+pub struct Connection {
+    client: postgres::Client,
+    statements: std::collections::HashMap<String, postgres::Statement>,
+}
+
+impl Connection {
+    /// The client and its statement cache, apart (a transaction borrows the client).
+    pub fn parts(
+        &mut self,
+    ) -> (
+        &mut postgres::Client,
+        &mut std::collections::HashMap<String, postgres::Statement>,
+    ) {
+        if self.statements.len() > STATEMENTS_PER_CONNECTION {
+            self.statements.clear();
+        }
+        (&mut self.client, &mut self.statements)
+    }
+}
+
+impl std::ops::Deref for Connection {
+    type Target = postgres::Client;
+    fn deref(&self) -> &Self::Target {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Connection {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.client
+    }
+}
+
+/// r2d2's PostgreSQL manager, with a statement cache per connection.
+#[derive(Debug)]
+pub struct Manager(PostgresConnectionManager<NoTls>);
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Connection;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Connection, postgres::Error> {
+        Ok(Connection {
+            client: self.0.connect()?,
+            statements: std::collections::HashMap::new(),
+        })
+    }
+
+    fn is_valid(&self, connection: &mut Connection) -> Result<(), postgres::Error> {
+        self.0.is_valid(&mut connection.client)
+    }
+
+    fn has_broken(&self, connection: &mut Connection) -> bool {
+        self.0.has_broken(&mut connection.client)
+    }
+}
 
 /// Connects to `url` with up to `size` connections, refuses a role that would not be bound by
 /// the tenant policies, and brings the schema up to date (refusing a newer one).
@@ -43,7 +106,7 @@ pub fn open(url: &str, size: u32) -> Result<Pool, StorageError> {
         // back, the pool's dead connections are replaced, not handed out. One round trip per
         // call; a cheaper check only after a failure is future work.
         .test_on_check_out(true)
-        .build(PostgresConnectionManager::new(config, NoTls))
+        .build(Manager(PostgresConnectionManager::new(config, NoTls)))
         .map_err(|e| StorageError::Unusable(e.to_string()))?;
     Ok(pool)
 }

@@ -2,12 +2,12 @@
 //! recomputation and the last-Owner check see every other instance's changes.
 
 use edgekeep_protocol::api::Role;
+use r2d2_postgres::postgres::Row;
 use r2d2_postgres::postgres::types::ToSql;
-use r2d2_postgres::postgres::{Row, Transaction};
 
 use super::store::{
-    Credential, PgStorage, Scope, all, also_person, append_audit_tx, bad, big, exec, get, get_hash,
-    get_u64, insert_member_tx, issue_credential, lock_org, one, opt, owner_count,
+    Credential, PgStorage, Scope, Tx, all, also_person, append_audit_tx, bad, big, exec, get,
+    get_hash, get_u64, insert_member_tx, issue_credential, lock_org, one, opt, owner_count,
     revoke_member_credentials,
 };
 use crate::audit::AuditKey;
@@ -93,7 +93,7 @@ fn lookup_clause(lookup: &ScimLookup, name_col: &str) -> (String, Option<String>
 }
 
 fn user_name_taken(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     org_id: &str,
     user_name: &str,
     except_id: &str,
@@ -110,7 +110,7 @@ fn user_name_taken(
 }
 
 fn scim_user_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     org_id: &str,
     id: &str,
 ) -> Result<Option<ScimUserRecord>, StorageError> {
@@ -124,11 +124,7 @@ fn scim_user_tx(
 
 /// Ends a SCIM user's membership: removed, its API keys and sessions revoked, the person
 /// deactivated (and all their sessions ended) when no other org has them.
-fn deprovision_tx(
-    tx: &mut Transaction<'_>,
-    record: &ScimUserRecord,
-    at: i64,
-) -> Result<(), StorageError> {
+fn deprovision_tx(tx: &mut Tx<'_>, record: &ScimUserRecord, at: i64) -> Result<(), StorageError> {
     let org_id = &record.org_id;
     exec(
         tx,
@@ -166,7 +162,7 @@ fn deprovision_tx(
 /// Whether the org maps at least one SCIM group to a role: then the directory decides the roles
 /// of the members it provisioned.
 pub(super) fn directory_assigns_roles_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     org_id: &str,
 ) -> Result<bool, StorageError> {
     get(
@@ -184,7 +180,7 @@ pub(super) fn directory_assigns_roles_tx(
 /// group to a role (roles set by hand stay), unless `mapping_changed` (a mapping was just
 /// removed: its members fall back to what their groups give).
 fn apply_group_roles_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     key: &AuditKey,
     org_id: &str,
     ids: &[String],
@@ -237,7 +233,7 @@ fn apply_group_roles_tx(
     Ok(())
 }
 
-fn group_members_tx(tx: &mut Transaction<'_>, group_id: &str) -> Result<Vec<String>, StorageError> {
+fn group_members_tx(tx: &mut Tx<'_>, group_id: &str) -> Result<Vec<String>, StorageError> {
     all(
         tx,
         "SELECT user_id FROM scim_group_members WHERE group_id = $1 ORDER BY user_id",
@@ -246,10 +242,7 @@ fn group_members_tx(tx: &mut Transaction<'_>, group_id: &str) -> Result<Vec<Stri
     )
 }
 
-fn set_group_members_tx(
-    tx: &mut Transaction<'_>,
-    group: &ScimGroupRecord,
-) -> Result<(), StorageError> {
+fn set_group_members_tx(tx: &mut Tx<'_>, group: &ScimGroupRecord) -> Result<(), StorageError> {
     exec(
         tx,
         "DELETE FROM scim_group_members WHERE group_id = $1",
@@ -268,7 +261,7 @@ fn set_group_members_tx(
 }
 
 fn group_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     org_id: &str,
     id: &str,
 ) -> Result<Option<ScimGroupRecord>, StorageError> {
@@ -308,7 +301,7 @@ const GROUPS: Listing<ScimGroupRecord> = Listing {
 };
 
 fn page_tx<T>(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     listing: &Listing<T>,
     org_id: &str,
     lookup: &ScimLookup,
@@ -353,7 +346,7 @@ fn page_tx<T>(
     Ok(ScimPage { total, items })
 }
 
-fn insert_token_tx(tx: &mut Transaction<'_>, token: &ScimTokenRecord) -> Result<(), StorageError> {
+fn insert_token_tx(tx: &mut Tx<'_>, token: &ScimTokenRecord) -> Result<(), StorageError> {
     exec(
         tx,
         &format!(
@@ -376,7 +369,7 @@ fn insert_token_tx(tx: &mut Transaction<'_>, token: &ScimTokenRecord) -> Result<
     issue_credential(tx, Credential::ScimToken, &token.hash, &token.org_id)
 }
 
-fn insert_user_tx(tx: &mut Transaction<'_>, r: &ScimUserRecord) -> Result<(), StorageError> {
+fn insert_user_tx(tx: &mut Tx<'_>, r: &ScimUserRecord) -> Result<(), StorageError> {
     exec(
         tx,
         &format!(
@@ -408,7 +401,7 @@ impl PgStorage {
     fn directory<T>(
         &self,
         org_id: &str,
-        body: impl FnOnce(&mut Transaction<'_>) -> Result<T, StorageError>,
+        body: impl FnOnce(&mut Tx<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         self.run(Scope::Org(org_id), |tx| {
             lock_org(tx, org_id)?;

@@ -3,7 +3,7 @@
 
 use edgekeep_protocol::api::{AuditEntry, Permission, Role};
 use r2d2_postgres::postgres::types::{FromSql, ToSql};
-use r2d2_postgres::postgres::{Row, Transaction};
+use r2d2_postgres::postgres::{Row, Statement};
 
 use super::schema::{self, Pool, from_pg};
 use crate::audit::{AuditKey, GENESIS_HASH, entry_hash, safe_event};
@@ -83,6 +83,37 @@ impl Credential {
 /// Parameters of a statement.
 pub(super) type Params<'a> = [&'a (dyn ToSql + Sync)];
 
+/// A transaction on a pooled connection, preparing each statement text once per connection.
+pub(super) struct Tx<'a> {
+    inner: r2d2_postgres::postgres::Transaction<'a>,
+    statements: &'a mut std::collections::HashMap<String, Statement>,
+}
+
+impl<'a> std::ops::Deref for Tx<'a> {
+    type Target = r2d2_postgres::postgres::Transaction<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+impl Tx<'_> {
+    /// `sql` prepared on this connection, from the cache after the first time.
+    fn statement(&mut self, sql: &str) -> Result<Statement, StorageError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.inner.prepare(sql).map_err(|e| from_pg(&e))?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
+
 impl PgStorage {
     /// Connects to `url` with up to `connections` pooled connections, refuses a role the tenant
     /// policies would not bind and brings the schema up to date. `audit_key` authenticates
@@ -98,7 +129,7 @@ impl PgStorage {
     pub(super) fn run<T>(
         &self,
         scope: Scope<'_>,
-        body: impl FnOnce(&mut Transaction<'_>) -> Result<T, StorageError>,
+        body: impl FnOnce(&mut Tx<'_>) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut client = self
             .pool
@@ -106,10 +137,12 @@ impl PgStorage {
             .ok_or_else(|| StorageError::Unusable("the storage is closed".to_owned()))?
             .get()
             .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-        let mut tx = client.transaction().map_err(|e| from_pg(&e))?;
+        let (client, statements) = client.parts();
+        let inner = client.transaction().map_err(|e| from_pg(&e))?;
+        let mut tx = Tx { inner, statements };
         enter(&mut tx, scope)?;
         let out = body(&mut tx)?;
-        tx.commit().map_err(|e| from_pg(&e))?;
+        tx.inner.commit().map_err(|e| from_pg(&e))?;
         Ok(out)
     }
 
@@ -119,7 +152,7 @@ impl PgStorage {
         &self,
         kind: Credential,
         hash: &[u8; 32],
-        body: impl FnOnce(&mut Transaction<'_>) -> Result<Option<T>, StorageError>,
+        body: impl FnOnce(&mut Tx<'_>) -> Result<Option<T>, StorageError>,
     ) -> Result<Option<T>, StorageError> {
         self.run(Scope::Global, |tx| {
             let Some(org) = credential_org(tx, kind, hash)? else {
@@ -148,7 +181,7 @@ impl PgStorage {
     }
 
     /// The ids of every org, each then to be visited in its own scope.
-    pub(super) fn all_orgs(&self, tx: &mut Transaction<'_>) -> Result<Vec<String>, StorageError> {
+    pub(super) fn all_orgs(&self, tx: &mut Tx<'_>) -> Result<Vec<String>, StorageError> {
         enter(tx, Scope::Maintenance)?;
         let ids = rows(tx, "SELECT id FROM orgs ORDER BY id", &[])?
             .iter()
@@ -161,7 +194,7 @@ impl PgStorage {
 }
 
 /// Sets the transaction's scope (transaction-local, as `SET LOCAL`).
-pub(super) fn enter(tx: &mut Transaction<'_>, scope: Scope<'_>) -> Result<(), StorageError> {
+pub(super) fn enter(tx: &mut Tx<'_>, scope: Scope<'_>) -> Result<(), StorageError> {
     let (org, person, maintenance) = match scope {
         Scope::Org(org) => (org, "", ""),
         Scope::Person(person) => ("", person, ""),
@@ -180,7 +213,7 @@ pub(super) fn enter(tx: &mut Transaction<'_>, scope: Scope<'_>) -> Result<(), St
 
 /// Adds a person to the current org scope (a statement that must also see their rows in other
 /// orgs, as deprovisioning does).
-pub(super) fn also_person(tx: &mut Transaction<'_>, user_id: &str) -> Result<(), StorageError> {
+pub(super) fn also_person(tx: &mut Tx<'_>, user_id: &str) -> Result<(), StorageError> {
     tx.execute(
         "SELECT set_config('edgekeep.user_id', $1, true)",
         &[&user_id],
@@ -191,7 +224,7 @@ pub(super) fn also_person(tx: &mut Transaction<'_>, user_id: &str) -> Result<(),
 
 /// Serializes, across every instance, the changes of one org that must see each other: audit
 /// appends (one chain per org), role and membership checks. Held until the transaction ends.
-pub(super) fn lock_org(tx: &mut Transaction<'_>, org_id: &str) -> Result<(), StorageError> {
+pub(super) fn lock_org(tx: &mut Tx<'_>, org_id: &str) -> Result<(), StorageError> {
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('edgekeep.org:' || $1, 0))",
         &[&org_id],
@@ -201,7 +234,7 @@ pub(super) fn lock_org(tx: &mut Transaction<'_>, org_id: &str) -> Result<(), Sto
 }
 
 fn credential_org(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     kind: Credential,
     hash: &[u8; 32],
 ) -> Result<Option<String>, StorageError> {
@@ -215,7 +248,7 @@ fn credential_org(
 
 /// Records which org a newly issued credential belongs to.
 pub(super) fn issue_credential(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     kind: Credential,
     hash: &[u8; 32],
     org_id: &str,
@@ -229,40 +262,41 @@ pub(super) fn issue_credential(
 }
 
 /// Runs a statement; the number of rows it changed.
-pub(super) fn exec(
-    tx: &mut Transaction<'_>,
-    sql: &str,
-    params: &Params<'_>,
-) -> Result<u64, StorageError> {
-    tx.execute(sql, params).map_err(|e| from_pg(&e))
+pub(super) fn exec(tx: &mut Tx<'_>, sql: &str, params: &Params<'_>) -> Result<u64, StorageError> {
+    let statement = tx.statement(sql)?;
+    tx.inner
+        .execute(&statement, params)
+        .map_err(|e| from_pg(&e))
 }
 
 /// The rows of a query.
 pub(super) fn rows(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     sql: &str,
     params: &Params<'_>,
 ) -> Result<Vec<Row>, StorageError> {
-    tx.query(sql, params).map_err(|e| from_pg(&e))
+    let statement = tx.statement(sql)?;
+    tx.inner.query(&statement, params).map_err(|e| from_pg(&e))
 }
 
 /// The one row of a query.
-pub(super) fn one(
-    tx: &mut Transaction<'_>,
-    sql: &str,
-    params: &Params<'_>,
-) -> Result<Row, StorageError> {
-    tx.query_one(sql, params).map_err(|e| from_pg(&e))
+pub(super) fn one(tx: &mut Tx<'_>, sql: &str, params: &Params<'_>) -> Result<Row, StorageError> {
+    let statement = tx.statement(sql)?;
+    tx.inner
+        .query_one(&statement, params)
+        .map_err(|e| from_pg(&e))
 }
 
 /// The first row of a query, mapped, if there is one.
 pub(super) fn opt<T>(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     sql: &str,
     params: &Params<'_>,
     map: impl FnOnce(&Row) -> Result<T, StorageError>,
 ) -> Result<Option<T>, StorageError> {
-    tx.query_opt(sql, params)
+    let statement = tx.statement(sql)?;
+    tx.inner
+        .query_opt(&statement, params)
         .map_err(|e| from_pg(&e))?
         .as_ref()
         .map(map)
@@ -271,7 +305,7 @@ pub(super) fn opt<T>(
 
 /// Every row of a query, mapped.
 pub(super) fn all<T>(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     sql: &str,
     params: &Params<'_>,
     map: impl Fn(&Row) -> Result<T, StorageError>,
@@ -395,7 +429,7 @@ fn audit_row(row: &Row) -> Result<AuditEntry, StorageError> {
 /// Appends `event` to its org's chain, in the event's org scope. The org lock makes
 /// concurrent appends from several instances take turns, so each org keeps one chain.
 pub(super) fn append_audit_tx(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     key: &AuditKey,
     event: &AuditEvent,
 ) -> Result<(), StorageError> {
@@ -444,7 +478,7 @@ pub(super) fn append_audit_tx(
 }
 
 pub(super) fn append_all(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     key: &AuditKey,
     events: &[AuditEvent],
 ) -> Result<(), StorageError> {
@@ -453,7 +487,7 @@ pub(super) fn append_all(
         .try_for_each(|event| append_audit_tx(tx, key, event))
 }
 
-fn insert_key_tx(tx: &mut Transaction<'_>, key: &ApiKeyRecord) -> Result<(), StorageError> {
+fn insert_key_tx(tx: &mut Tx<'_>, key: &ApiKeyRecord) -> Result<(), StorageError> {
     exec(
         tx,
         "INSERT INTO api_keys (id, org_id, member_id, name, prefix, hash, scopes, created_at, \
@@ -477,10 +511,7 @@ fn insert_key_tx(tx: &mut Transaction<'_>, key: &ApiKeyRecord) -> Result<(), Sto
     issue_credential(tx, Credential::ApiKey, &key.hash, &key.org_id)
 }
 
-pub(super) fn insert_member_tx(
-    tx: &mut Transaction<'_>,
-    member: &MemberRecord,
-) -> Result<(), StorageError> {
+pub(super) fn insert_member_tx(tx: &mut Tx<'_>, member: &MemberRecord) -> Result<(), StorageError> {
     exec(
         tx,
         "INSERT INTO members (id, org_id, name, role, created_at, user_id) \
@@ -497,10 +528,7 @@ pub(super) fn insert_member_tx(
     .map(drop)
 }
 
-fn insert_device_token_tx(
-    tx: &mut Transaction<'_>,
-    token: &DeviceTokenRecord,
-) -> Result<(), StorageError> {
+fn insert_device_token_tx(tx: &mut Tx<'_>, token: &DeviceTokenRecord) -> Result<(), StorageError> {
     let kind = match token.kind {
         DeviceTokenKind::Access => "access",
         DeviceTokenKind::Refresh => "refresh",
@@ -524,7 +552,7 @@ fn insert_device_token_tx(
     issue_credential(tx, Credential::DeviceToken, &token.hash, &token.org_id)
 }
 
-pub(super) fn owner_count(tx: &mut Transaction<'_>, org_id: &str) -> Result<i64, StorageError> {
+pub(super) fn owner_count(tx: &mut Tx<'_>, org_id: &str) -> Result<i64, StorageError> {
     get(
         &one(
             tx,
@@ -538,7 +566,7 @@ pub(super) fn owner_count(tx: &mut Transaction<'_>, org_id: &str) -> Result<i64,
 
 /// Revokes what a removed membership held: its API keys and sessions.
 pub(super) fn revoke_member_credentials(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     org_id: &str,
     member_id: &str,
     at: i64,
@@ -1054,6 +1082,6 @@ impl Storage for PgStorage {
     }
 
     fn schema_version(&self) -> Result<i64, StorageError> {
-        self.run(Scope::Global, |tx| schema::schema_version(tx))
+        self.run(Scope::Global, |tx| schema::schema_version(&mut **tx))
     }
 }
