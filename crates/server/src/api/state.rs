@@ -232,16 +232,27 @@ impl AppState {
             .map_err(ApiError::from)
     }
 
-    /// [`Self::spend`] for synchronous code (the failure budgets): a counter that cannot be
-    /// read refuses.
+    /// [`Self::spend`] for synchronous code on async threads (the failure budgets): a
+    /// counter in the database is read on a thread of its own, since the PostgreSQL client
+    /// must not block inside the runtime. A counter that cannot be read refuses.
     pub fn spend_now(&self, budget: &Budget, key: &str, n: u64) -> bool {
-        self.inner
-            .counters
-            .take(budget, key, n)
-            .unwrap_or_else(|err| {
-                tracing::warn!(error = %err, "a rate budget could not be read: refused");
-                false
+        let counters = &self.inner.counters;
+        let take = || counters.take(budget, key, n);
+        let taken = if counters.blocks() {
+            std::thread::scope(|scope| {
+                scope.spawn(take).join().unwrap_or_else(|_| {
+                    Err(crate::storage::StorageError::Unavailable(
+                        "a counter thread".to_owned(),
+                    ))
+                })
             })
+        } else {
+            take()
+        };
+        taken.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "a rate budget could not be read: refused");
+            false
+        })
     }
 
     /// The shared counters (for housekeeping).

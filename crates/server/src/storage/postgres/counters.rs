@@ -32,10 +32,8 @@ impl PgStorage {
     }
 
     /// Takes `n` tokens from the shared bucket of `budget` and `key` at time `now` (Unix
-    /// seconds): one statement that refills, checks and spends, under the row's lock.
-    ///
-    /// Runs on a thread of its own: failure budgets are spent from async code that cannot wait
-    /// for a blocking thread, and the PostgreSQL client must not block inside a runtime.
+    /// seconds): one statement that refills, checks and spends, under the row's lock. Blocking,
+    /// like every call of the storage.
     pub fn take_tokens(
         &self,
         budget: &Budget,
@@ -48,29 +46,21 @@ impl PgStorage {
             return Ok(false);
         }
         let key = format!("{}:{key}", budget.name);
-        let take = || {
-            self.run(Scope::Global, |tx| {
-                Ok(opt(
-                    tx,
-                    "INSERT INTO rate_buckets AS b (key, tokens, updated_at) \
-                     VALUES ($1, $2::float8 - $3::float8, $5::float8) \
-                     ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at, \
-                     tokens = LEAST($2::float8, b.tokens \
-                     + GREATEST($5::float8 - b.updated_at, 0) * $4::float8) - $3::float8 \
-                     WHERE LEAST($2::float8, b.tokens \
-                     + GREATEST($5::float8 - b.updated_at, 0) * $4::float8) >= $3::float8 \
-                     RETURNING 1",
-                    &[&key, &budget.capacity, &n, &budget.per_second, &now],
-                    |_| Ok(()),
-                )?
-                .is_some())
-            })
-        };
-        std::thread::scope(|scope| {
-            scope
-                .spawn(take)
-                .join()
-                .unwrap_or_else(|_| Err(StorageError::Unavailable("a counter thread".into())))
+        self.run(Scope::Global, |tx| {
+            Ok(opt(
+                tx,
+                "INSERT INTO rate_buckets AS b (key, tokens, updated_at) \
+                 VALUES ($1, $2::float8 - $3::float8, $5::float8) \
+                 ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at, \
+                 tokens = LEAST($2::float8, b.tokens \
+                 + GREATEST($5::float8 - b.updated_at, 0) * $4::float8) - $3::float8 \
+                 WHERE LEAST($2::float8, b.tokens \
+                 + GREATEST($5::float8 - b.updated_at, 0) * $4::float8) >= $3::float8 \
+                 RETURNING 1",
+                &[&key, &budget.capacity, &n, &budget.per_second, &now],
+                |_| Ok(()),
+            )?
+            .is_some())
         })
     }
 
