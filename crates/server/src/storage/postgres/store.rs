@@ -959,6 +959,9 @@ impl Storage for PgStorage {
             let org = credential_org(tx, Credential::DeviceToken, old_hash)?
                 .unwrap_or_else(|| reuse_audit.org_id.clone());
             enter(tx, Scope::Org(&org))?;
+            // The org's lock first (every outcome appends to its audit chain anyway): racing
+            // uses of one token take turns instead of deadlocking over the family's rows.
+            lock_org(tx, &org)?;
             let consumed = exec(
                 tx,
                 "UPDATE device_tokens SET used_at = $2 WHERE hash = $1 AND kind = 'refresh' \
