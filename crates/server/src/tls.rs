@@ -28,34 +28,70 @@ impl std::fmt::Debug for DevCertificates {
 /// Generates a development CA (its key is discarded) and a server certificate it signs for
 /// `localhost`, `127.0.0.1` and `::1`.
 pub fn generate_dev_certificates() -> Result<DevCertificates, ServerError> {
-    let failed = |_| ServerError::Tls("certificate generation failed");
-    let ca_key = KeyPair::generate().map_err(failed)?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "edgekeep development CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).map_err(failed)?;
-
-    let server_key = KeyPair::generate().map_err(failed)?;
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    let mut params = CertificateParams::new(names).map_err(failed)?;
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "edgekeep-server");
-    let cert = params
-        .signed_by(&server_key, &ca_cert, &ca_key)
-        .map_err(failed)?;
+    let authority = DevAuthority::generate("edgekeep development CA")?;
+    let (cert_pem, key_pem) =
+        authority.issue("edgekeep-server", &["localhost", "127.0.0.1", "::1"])?;
     Ok(DevCertificates {
-        ca_pem: ca_cert.pem(),
-        cert_pem: cert.pem(),
-        key_pem: server_key.serialize_pem(),
+        ca_pem: authority.ca_pem(),
+        cert_pem,
+        key_pem,
     })
+}
+
+/// A certificate authority made on the spot, for development and tests: a self-signed CA that
+/// signs certificates for servers and clients.
+pub struct DevAuthority {
+    key: KeyPair,
+    certificate: rcgen::Certificate,
+}
+
+impl std::fmt::Debug for DevAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevAuthority").finish_non_exhaustive()
+    }
+}
+
+impl DevAuthority {
+    /// A new CA named `common_name`, which signs end-entity certificates only.
+    pub fn generate(common_name: &str) -> Result<Self, ServerError> {
+        let key = KeyPair::generate().map_err(generation_failed)?;
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(generation_failed)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let certificate = params.self_signed(&key).map_err(generation_failed)?;
+        Ok(Self { key, certificate })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn ca_pem(&self) -> String {
+        self.certificate.pem()
+    }
+
+    /// A certificate for `common_name` and the DNS names or IP addresses `names` (none for a
+    /// client), signed by this CA; returns it and its private key (PKCS#8), PEM.
+    pub fn issue(
+        &self,
+        common_name: &str,
+        names: &[&str],
+    ) -> Result<(String, String), ServerError> {
+        let key = KeyPair::generate().map_err(generation_failed)?;
+        let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+        let mut params = CertificateParams::new(names).map_err(generation_failed)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        let certificate = params
+            .signed_by(&key, &self.certificate, &self.key)
+            .map_err(generation_failed)?;
+        Ok((certificate.pem(), key.serialize_pem()))
+    }
+}
+
+fn generation_failed(_: rcgen::Error) -> ServerError {
+    ServerError::Tls("certificate generation failed")
 }
 
 /// Builds the rustls server configuration from a PEM certificate chain and private key.

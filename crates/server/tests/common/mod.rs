@@ -116,7 +116,7 @@ impl TestServer {
                 db.execute(sql, rusqlite::params![at, user_id]).unwrap();
             }
             Database::Postgres(url) => {
-                let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                let mut db = edgekeep_server::storage::postgres::schema::connect(&url).unwrap();
                 db.execute(sql, &[&at, &user_id]).unwrap();
             }
         })

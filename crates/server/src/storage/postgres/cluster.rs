@@ -1,6 +1,8 @@
 //! A throwaway PostgreSQL server for tests: Debian's `postgresql` binaries, a fresh cluster in a
 //! temporary folder, listening on one loopback port only, password (SCRAM) authentication, and a
-//! fresh database per caller. Stopped (immediately, nothing to keep) when dropped.
+//! fresh database per caller. Stopped (immediately, nothing to keep) when dropped. The server
+//! speaks TLS with a certificate from a CA of the cluster's own, for `localhost` and
+//! `127.0.0.1`, and takes client certificates from that CA for roles that ask for it.
 //!
 //! PostgreSQL refuses to run as root; under root the cluster runs as the `postgres` user the
 //! Debian package creates, through `setpriv` (which execs: the child is the server itself, so
@@ -41,6 +43,7 @@ pub struct TestCluster {
     password: String,
     server: Child,
     die_with_parent: bool,
+    authority: crate::tls::DevAuthority,
 }
 
 impl TestCluster {
@@ -88,6 +91,7 @@ impl TestCluster {
         std::fs::write(&pwfile, &password).map_err(|e| step("writing the password", e))?;
         std::fs::File::create(dir.path().join("server.log"))
             .map_err(|e| step("opening the log", e))?;
+        let authority = write_certificates(dir.path())?;
         let as_root = is_root();
         if as_root {
             chown_to_postgres(dir.path())?;
@@ -113,6 +117,7 @@ impl TestCluster {
                 detail: String::from_utf8_lossy(&initdb.stderr).into_owned(),
             });
         }
+        allow_certificate_logins(&data)?;
         let port = free_port()?;
         let server = spawn_server(&bin, as_root, die_with_parent, dir.path(), port)?;
         let cluster = Self {
@@ -123,6 +128,7 @@ impl TestCluster {
             password,
             server,
             die_with_parent,
+            authority,
         };
         cluster.wait_ready()?;
         cluster.create_server_role()?;
@@ -149,17 +155,65 @@ impl TestCluster {
     }
 
     /// A fresh, empty database `name` owned by a role that is neither superuser nor BYPASSRLS
-    /// (as edgekeep-server must connect); returns its URL.
+    /// (as edgekeep-server must connect); returns its URL, which asks for TLS verified against
+    /// the cluster's CA (`sslmode=verify-full`), as a production URL should.
     pub fn fresh_database(&self, name: &str) -> Result<String, ClusterError> {
+        self.create_database(name, SERVER_ROLE)?;
+        Ok(format!(
+            "postgres://{SERVER_ROLE}:{}@127.0.0.1:{}/{name}?sslmode=verify-full&sslrootcert={}",
+            self.password,
+            self.port,
+            url_encoded(&self.ca_path())
+        ))
+    }
+
+    /// A fresh database `name` owned by `role`, which is made if absent (NOSUPERUSER,
+    /// NOBYPASSRLS, no password) and may sign in with a client certificate from the cluster's
+    /// CA named after it (see [`Self::issue_client_certificate`]).
+    pub fn fresh_database_for_certificate(
+        &self,
+        name: &str,
+        role: &str,
+    ) -> Result<(), ClusterError> {
         let mut admin = postgres::Client::connect(&self.admin_url(), postgres::NoTls)
             .map_err(|e| pg_step("connecting as the cluster's superuser", &e))?;
         admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER {SERVER_ROLE}"))
-            .map_err(|e| pg_step("creating the database", &e))?;
-        Ok(format!(
-            "postgres://{SERVER_ROLE}:{}@127.0.0.1:{}/{name}",
-            self.password, self.port
-        ))
+            .batch_execute(&format!(
+                "CREATE ROLE \"{role}\" LOGIN NOSUPERUSER NOBYPASSRLS; \
+                 GRANT {CERTIFICATE_ROLES} TO \"{role}\""
+            ))
+            .map_err(|e| pg_step("creating the role", &e))?;
+        self.create_database(name, role)
+    }
+
+    fn create_database(&self, name: &str, owner: &str) -> Result<(), ClusterError> {
+        let mut admin = postgres::Client::connect(&self.admin_url(), postgres::NoTls)
+            .map_err(|e| pg_step("connecting as the cluster's superuser", &e))?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\" OWNER \"{owner}\""))
+            .map_err(|e| pg_step("creating the database", &e))
+    }
+
+    /// The PEM file of the CA that signed the server's certificate.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A client certificate for `common_name` from the cluster's CA, written beside the
+    /// cluster; returns the paths of the certificate and of its key.
+    pub fn issue_client_certificate(
+        &self,
+        common_name: &str,
+    ) -> Result<(PathBuf, PathBuf), ClusterError> {
+        let (cert, key) = self
+            .authority
+            .issue(common_name, &[])
+            .map_err(|e| step("issuing a client certificate", e))?;
+        let cert_path = self.dir.path().join(format!("{common_name}.crt"));
+        let key_path = self.dir.path().join(format!("{common_name}.key"));
+        std::fs::write(&cert_path, cert).map_err(|e| step("writing a client certificate", e))?;
+        write_private(&key_path, &key)?;
+        Ok((cert_path, key_path))
     }
 
     /// A `postgres://` URL of the cluster's maintenance database.
@@ -221,7 +275,7 @@ impl TestCluster {
             .map_err(|e| pg_step("connecting as the cluster's superuser", &e))?;
         admin
             .batch_execute(&format!(
-                "DO $$ BEGIN
+                "CREATE ROLE {CERTIFICATE_ROLES} NOLOGIN; DO $$ BEGIN
                     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{SERVER_ROLE}') THEN
                         CREATE ROLE {SERVER_ROLE} LOGIN PASSWORD '{}' NOSUPERUSER NOBYPASSRLS;
                     END IF;
@@ -302,12 +356,75 @@ fn spawn_server(
             "-c",
             "full_page_writes=off",
         ])
-        .args(["-c", "max_connections=200"])
+        .args(["-c", "max_connections=200", "-c", "ssl=on"])
+        .arg("-c")
+        .arg(format!(
+            "ssl_cert_file={}",
+            dir.join("server.crt").display()
+        ))
+        .arg("-c")
+        .arg(format!("ssl_key_file={}", dir.join("server.key").display()))
+        .arg("-c")
+        .arg(format!("ssl_ca_file={}", dir.join("ca.pem").display()))
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| step("opening the log", e))?)
         .stderr(log)
         .spawn()
         .map_err(|e| step("starting postgres", e))
+}
+
+/// The group role whose members sign in with a client certificate (`hostssl … cert`) rather
+/// than a password.
+const CERTIFICATE_ROLES: &str = "edgekeep_certificate_logins";
+
+/// The cluster's CA, and the server certificate it signs for `localhost` and `127.0.0.1`, in
+/// `dir`.
+fn write_certificates(dir: &Path) -> Result<crate::tls::DevAuthority, ClusterError> {
+    let authority = crate::tls::DevAuthority::generate("edgekeep test cluster CA")
+        .map_err(|e| step("making the cluster's CA", e))?;
+    let (cert, key) = authority
+        .issue("edgekeep test cluster", &["localhost", "127.0.0.1"])
+        .map_err(|e| step("issuing the server certificate", e))?;
+    std::fs::write(dir.join("ca.pem"), authority.ca_pem())
+        .map_err(|e| step("writing the CA", e))?;
+    std::fs::write(dir.join("server.crt"), cert)
+        .map_err(|e| step("writing the server certificate", e))?;
+    write_private(&dir.join("server.key"), &key)?;
+    Ok(authority)
+}
+
+/// PostgreSQL reads a key only if no one else may.
+fn write_private(path: &Path, pem: &str) -> Result<(), ClusterError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(pem.as_bytes()))
+        .map_err(|e| step("writing a private key", e))
+}
+
+/// Members of [`CERTIFICATE_ROLES`] sign in over TLS with a certificate named after them, the
+/// rule read before initdb's password rules.
+fn allow_certificate_logins(data: &Path) -> Result<(), ClusterError> {
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).map_err(|e| step("reading pg_hba.conf", e))?;
+    std::fs::write(
+        &hba,
+        format!("hostssl all +{CERTIFICATE_ROLES} 127.0.0.1/32 cert\n{rules}"),
+    )
+    .map_err(|e| step("writing pg_hba.conf", e))
+}
+
+/// `path` for a URL's query, every byte but letters and digits escaped.
+pub fn url_encoded(path: &Path) -> String {
+    percent_encoding::utf8_percent_encode(
+        &path.to_string_lossy(),
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string()
 }
 
 /// The newest installed server's binary folder.

@@ -11,10 +11,12 @@ mod people;
 pub mod schema;
 mod scim;
 mod store;
+mod tls;
 
 pub use artifacts::ARTIFACT_CHUNK;
 pub use copy::CopyReport;
 pub use store::PgStorage;
+pub use tls::Protection;
 
 #[cfg(test)]
 mod tests {
@@ -81,6 +83,82 @@ mod tests {
         ));
         assert!(matches!(
             super::schema::open("postgres://[::1", 1),
+            Err(StorageError::Unusable(_))
+        ));
+    }
+
+    /// Connections are protected as the URL asks: a verified session is TLS on the server's
+    /// side too, a certificate from another CA or for another name is refused (the name only
+    /// under `verify-full`), `disable` is plain, and a role may sign in with a client
+    /// certificate and no password.
+    #[test]
+    fn tls_to_the_database_is_verified_as_the_url_asks() {
+        use crate::storage::StorageError;
+        let Some(cluster) = cluster() else { return };
+        let url = cluster.fresh_database("protected").unwrap();
+        let session_is_tls = |url: &str| {
+            let pool = super::schema::open(url, 1).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let mut client = pool.get().unwrap();
+            client
+                .query_one(
+                    "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                    &[],
+                )
+                .unwrap()
+                .get::<_, bool>(0)
+        };
+        assert!(url.contains("sslmode=verify-full"));
+        assert!(session_is_tls(&url));
+        let plain = url.replace("sslmode=verify-full", "sslmode=disable");
+        assert!(!session_is_tls(&plain));
+
+        let elsewhere = tempfile::tempdir().unwrap();
+        let other_ca = elsewhere.path().join("other-ca.pem");
+        let other = crate::tls::DevAuthority::generate("someone else").unwrap();
+        std::fs::write(&other_ca, other.ca_pem()).unwrap();
+        let ca = cluster.ca_path();
+        let wrong_ca = url.replace(
+            &super::cluster::url_encoded(&ca),
+            &super::cluster::url_encoded(&other_ca),
+        );
+        match super::schema::open(&wrong_ca, 1) {
+            Err(StorageError::Unusable(why)) => {
+                assert!(why.contains("UnknownIssuer"), "{why}")
+            }
+            other => panic!("a certificate from another CA: {other:?}"),
+        }
+
+        // Connect to 127.0.0.1 while expecting a host the certificate does not name.
+        let misnamed = url.replace("@127.0.0.1:", "@db.example:").replace(
+            "sslmode=verify-full",
+            "hostaddr=127.0.0.1&sslmode=verify-full",
+        );
+        match super::schema::open(&misnamed, 1) {
+            Err(StorageError::Unusable(why)) => {
+                assert!(why.contains("not valid for name"), "{why}")
+            }
+            other => panic!("a certificate for another name: {other:?}"),
+        }
+        let chain_only = misnamed.replace("sslmode=verify-full", "sslmode=verify-ca");
+        assert!(session_is_tls(&chain_only));
+
+        cluster
+            .fresh_database_for_certificate("by_certificate", "fleet_ops")
+            .unwrap();
+        let (cert, key) = cluster.issue_client_certificate("fleet_ops").unwrap();
+        let base = format!(
+            "postgres://fleet_ops@127.0.0.1:{}/by_certificate?sslmode=verify-full&sslrootcert={}",
+            cluster.port(),
+            super::cluster::url_encoded(&ca)
+        );
+        let with_certificate = format!(
+            "{base}&sslcert={}&sslkey={}",
+            super::cluster::url_encoded(&cert),
+            super::cluster::url_encoded(&key)
+        );
+        assert!(session_is_tls(&with_certificate));
+        assert!(matches!(
+            super::schema::open(&base, 1),
             Err(StorageError::Unusable(_))
         ));
     }

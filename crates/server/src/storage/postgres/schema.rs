@@ -1,7 +1,10 @@
 //! Opening a PostgreSQL database: the pool, the role check and the migrations.
 
 use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::postgres::{self, GenericClient, NoTls};
+use r2d2_postgres::postgres::{self, GenericClient};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use super::tls::Target;
 
 use crate::storage::StorageError;
 
@@ -59,9 +62,30 @@ impl std::ops::DerefMut for Connection {
     }
 }
 
+/// One direct connection to `url`, with the TLS its parameters ask for (tools and tests that
+/// need a client outside the pool).
+pub fn connect(url: &str) -> Result<postgres::Client, StorageError> {
+    connect_to(&Target::from_url(url)?)
+}
+
+fn connect_to(target: &Target) -> Result<postgres::Client, StorageError> {
+    target
+        .config
+        .connect(target.tls.clone())
+        .map_err(|e| match from_pg(&e) {
+            StorageError::Postgres(why) => StorageError::Unusable(why),
+            other => other,
+        })
+}
+
 /// r2d2's PostgreSQL manager, with a statement cache per connection.
-#[derive(Debug)]
-pub struct Manager(PostgresConnectionManager<NoTls>);
+pub struct Manager(PostgresConnectionManager<MakeRustlsConnect>);
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Manager")
+    }
+}
 
 impl r2d2::ManageConnection for Manager {
     type Connection = Connection;
@@ -83,18 +107,24 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// Connects to `url` with up to `size` connections, refuses a role that would not be bound by
-/// the tenant policies, and brings the schema up to date (refusing a newer one).
+/// Connects to `url` with up to `size` connections, protected as its TLS parameters ask
+/// ([`super::tls`]), refuses a role that would not be bound by the tenant policies, and brings
+/// the schema up to date (refusing a newer one).
 pub fn open(url: &str, size: u32) -> Result<Pool, StorageError> {
-    let config: postgres::Config = url
-        .parse()
-        .map_err(|_| StorageError::Unusable("the database URL cannot be read".to_owned()))?;
+    let target = Target::from_url(url)?;
+    if target.protection.resists_interception() || target.is_local() {
+        tracing::info!(database_tls = %target.protection, "connecting to PostgreSQL");
+    } else {
+        tracing::warn!(
+            database_tls = %target.protection,
+            "the database is across a network and its certificate is not verified: set \
+             sslmode=verify-full and sslrootcert in the database URL"
+        );
+    }
     // One direct connection first: its error says why (refused, wrong password, no such
-    // database) at once, where the pool would retry until its timeout.
-    let mut probe = config.connect(NoTls).map_err(|e| match from_pg(&e) {
-        StorageError::Postgres(why) => StorageError::Unusable(why),
-        other => other,
-    })?;
+    // database, a certificate that does not verify) at once, where the pool would retry until
+    // its timeout.
+    let mut probe = connect_to(&target)?;
     refuse_unbound_role(&mut probe)?;
     migrate(&mut probe)?;
     drop(probe);
@@ -106,7 +136,10 @@ pub fn open(url: &str, size: u32) -> Result<Pool, StorageError> {
         // back, the pool's dead connections are replaced, not handed out. One round trip per
         // call; a cheaper check only after a failure is future work.
         .test_on_check_out(true)
-        .build(Manager(PostgresConnectionManager::new(config, NoTls)))
+        .build(Manager(PostgresConnectionManager::new(
+            target.config,
+            target.tls,
+        )))
         .map_err(|e| StorageError::Unusable(e.to_string()))?;
     Ok(pool)
 }
@@ -190,7 +223,18 @@ pub fn from_pg(error: &postgres::Error) -> StorageError {
             StorageError::Unavailable(format!("{}: {}", db.code().code(), db.message()))
         }
         Some(db) => StorageError::Postgres(format!("{}: {}", db.code().code(), db.message())),
-        None if error.is_closed() => StorageError::Unavailable(error.to_string()),
-        None => StorageError::Postgres(error.to_string()),
+        None if error.is_closed() => StorageError::Unavailable(with_causes(error)),
+        None => StorageError::Postgres(with_causes(error)),
     }
+}
+
+/// The error and what caused it (a TLS handshake failure says why only in its source).
+fn with_causes(error: &postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text = format!("{text}: {inner}");
+        cause = inner.source();
+    }
+    text
 }
