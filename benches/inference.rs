@@ -2,7 +2,10 @@
 //!
 //! `cargo bench --bench inference` — the overhead group runs the same optimized model through
 //! `Model::run` and through tract's own plan, on the same inputs; report the ratio of medians.
-//! The threads group compares one thread with a two-thread `ComputePool`.
+//! The threads group compares one thread with a two-thread `ComputePool`. The plans group runs
+//! models loaded with the manifest's shapes against the same models loaded with none (a plan
+//! per input signature, every run after the first a cache hit), and times one specialization
+//! (loading with no shapes and a first run: parse, then type and optimize for that shape).
 
 #[path = "../tests/support/manifest.rs"]
 mod manifest;
@@ -120,5 +123,40 @@ fn threads(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, overhead, load, threads);
+fn plans(c: &mut Criterion) {
+    let manifest = load_manifest();
+    let mut group = c.benchmark_group("plans");
+    for name in ["ppocr_cls", "magika"] {
+        let entry = manifest.iter().find(|e| e.name == name).expect("model");
+        let inputs = Golden::open(&entry.golden_path()).run_inputs(entry);
+        let declared = entry.loader().load_path(entry.path()).unwrap();
+        let per_run = entry
+            .loader_without_shapes()
+            .load_path(entry.path())
+            .unwrap();
+        assert!(per_run.load_report().specialized_per_run, "{name}");
+        group.bench_function(format!("{name}/declared"), |b| {
+            b.iter(|| black_box(declared.run(inputs.clone()).unwrap()))
+        });
+        group.bench_function(format!("{name}/cache-hit"), |b| {
+            b.iter(|| black_box(per_run.run(inputs.clone()).unwrap()))
+        });
+    }
+    group.sample_size(10);
+    let entry = manifest
+        .iter()
+        .find(|e| e.name == "ppocr_cls")
+        .expect("model");
+    let inputs = Golden::open(&entry.golden_path()).run_inputs(entry);
+    let onnx = std::fs::read(entry.path()).unwrap();
+    group.bench_function("ppocr_cls/load-and-first-run", |b| {
+        b.iter(|| {
+            let model = ModelLoader::new().load_bytes(&onnx).unwrap();
+            black_box(model.run(inputs.clone()).unwrap())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, overhead, load, threads, plans);
 criterion_main!(benches);

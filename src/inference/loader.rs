@@ -11,7 +11,8 @@ use tract_onnx::tract_hir::internal::InferenceOp;
 use tract_onnx::tract_hir::ops::konst::Const;
 
 use super::error::{guarded, reason};
-use super::{ComputePool, DType, Dim, InferenceError, Model, Tensor};
+use super::plans::{DEFAULT_PLAN_CACHE_CAPACITY, Specializer};
+use super::{ComputePool, DType, Dim, InferenceError, Model, Tensor, TensorInfo};
 
 /// The serialized form of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,10 @@ pub struct LoadReport {
     pub format: ModelFormat,
     /// Whether the ONNX file's own output shapes and value infos had to be ignored to load it.
     pub ignored_declared_shapes: bool,
+    /// Whether the file leaves input shapes undetermined, so the model is specialized and
+    /// optimized per input signature at run time (plans cached, see
+    /// [`Model::plan_cache_stats`]) rather than once at load.
+    pub specialized_per_run: bool,
     /// Wall time from bytes to runnable model, in milliseconds.
     pub load_ms: f64,
 }
@@ -69,9 +74,17 @@ pub struct ModelLoader {
     pinned: Vec<(String, Tensor)>,
     outputs: Option<Vec<String>>,
     pool: Option<ComputePool>,
+    plan_cache_capacity: Option<usize>,
 }
 
 type Graph = InferenceModel;
+
+/// An ONNX model after parsing: typed for all shapes it admits, or waiting for the inputs'
+/// shapes.
+enum Parsed {
+    Typed(TypedModel, bool),
+    Undetermined(Graph),
+}
 
 impl ModelLoader {
     /// Default options: shapes as declared, all declared outputs, single-threaded.
@@ -115,6 +128,14 @@ impl ModelLoader {
         self
     }
 
+    /// How many plans a model specialized per run keeps, one per input signature, least
+    /// recently used forgotten first ([`DEFAULT_PLAN_CACHE_CAPACITY`] unless set; at least 1).
+    /// Models whose shapes the file determines have one plan and ignore this.
+    pub fn with_plan_cache_capacity(mut self, plans: usize) -> ModelLoader {
+        self.plan_cache_capacity = Some(plans);
+        self
+    }
+
     /// Loads a model file; the format is sniffed from its content.
     pub fn load_path(&self, path: impl AsRef<Path>) -> Result<Model, InferenceError> {
         let bytes = std::fs::read(path)?;
@@ -131,7 +152,10 @@ impl ModelLoader {
         let started = Instant::now();
         let format = ModelFormat::sniff(bytes);
         let (typed, ignored_declared_shapes) = match format {
-            ModelFormat::Onnx => self.onnx_to_typed(bytes)?,
+            ModelFormat::Onnx => match self.onnx_parsed(bytes)? {
+                Parsed::Typed(typed, ignored) => (typed, ignored),
+                Parsed::Undetermined(graph) => return self.per_run(graph, started),
+            },
             ModelFormat::Nnef => (self.nnef_to_typed(bytes)?, false),
         };
         let optimized = match format {
@@ -145,32 +169,75 @@ impl ModelLoader {
         let report = LoadReport {
             format,
             ignored_declared_shapes,
+            specialized_per_run: false,
             load_ms: 0.0,
         };
         Model::from_optimized(optimized, self.pool.as_ref(), report, started)
+    }
+
+    /// A model whose plan waits for each run's input shapes (see [`super::plans`]).
+    fn per_run(&self, graph: Graph, started: Instant) -> Result<Model, InferenceError> {
+        let (inputs, outputs) = undetermined_infos(&graph)?;
+        let specializer = Specializer::new(
+            graph,
+            self.pool.clone(),
+            self.plan_cache_capacity
+                .unwrap_or(DEFAULT_PLAN_CACHE_CAPACITY),
+        );
+        let report = LoadReport {
+            format: ModelFormat::Onnx,
+            ignored_declared_shapes: true,
+            specialized_per_run: true,
+            load_ms: 0.0,
+        };
+        Ok(Model::specialized_per_run(
+            specializer,
+            inputs,
+            outputs,
+            report,
+            started,
+        ))
     }
 
     /// Parses ONNX into a decluttered typed graph with this loader's shapes, pins and outputs
     /// applied. Retries once ignoring the file's declared output shapes and value infos, which
     /// many exporters get wrong (`Impossible to unify Sym(batch) with Val(1)`).
     pub(crate) fn onnx_to_typed(&self, bytes: &[u8]) -> Result<(TypedModel, bool), InferenceError> {
+        match self.onnx_parsed(bytes)? {
+            Parsed::Typed(typed, ignored) => Ok((typed, ignored)),
+            Parsed::Undetermined(graph) => Err(InferenceError::Analysis {
+                reason: format!(
+                    "the shape of input `{}` is not determined by the file: declare it",
+                    first_undetermined_input(&graph).unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// Parses ONNX as [`Self::onnx_to_typed`] does; a graph that types only once its inputs'
+    /// shapes are known is returned untyped, for specialization per run.
+    fn onnx_parsed(&self, bytes: &[u8]) -> Result<Parsed, InferenceError> {
         let strict = tract_onnx::onnx();
         let proto = strict
             .proto_model_for_read(&mut &bytes[..])
             .map_err(|e| invalid(ModelFormat::Onnx, &e))?;
         match self.onnx_graph(&strict, &proto).and_then(|g| self.typed(g)) {
-            Ok(typed) => Ok((typed, false)),
+            Ok(typed) => Ok(Parsed::Typed(typed, false)),
             Err(InferenceError::Analysis {
                 reason: strict_reason,
             }) => {
                 let lenient = strict
                     .with_ignore_output_shapes(true)
                     .with_ignore_value_info(true);
-                match self
-                    .onnx_graph(&lenient, &proto)
-                    .and_then(|g| self.typed(g))
-                {
-                    Ok(typed) => Ok((typed, true)),
+                let graph = self.onnx_graph(&lenient, &proto)?;
+                let untyped = graph.clone();
+                match self.typed(graph) {
+                    Ok(typed) => Ok(Parsed::Typed(typed, true)),
+                    Err(InferenceError::Analysis { .. })
+                        if first_undetermined_input(&untyped).is_some() =>
+                    {
+                        Ok(Parsed::Undetermined(untyped))
+                    }
                     Err(InferenceError::Analysis { reason }) => Err(InferenceError::Analysis {
                         reason: format!("{reason} (as declared: {strict_reason})"),
                     }),
@@ -242,6 +309,76 @@ impl ModelLoader {
         }
         Ok(typed)
     }
+}
+
+/// The first input whose shape the graph does not fix to numbers (an unknown rank, an unknown
+/// size, or a symbol that tract cannot carry through the graph).
+fn first_undetermined_input(graph: &Graph) -> Option<String> {
+    let outlets = graph.input_outlets().ok()?;
+    outlets.iter().enumerate().find_map(|(ix, outlet)| {
+        let fact = graph.input_fact(ix).ok()?;
+        let sized = matches!(fact.shape.as_concrete_finite(), Ok(Some(_)));
+        (!sized).then(|| graph.node(outlet.node).name.clone())
+    })
+}
+
+/// What a graph that waits for its inputs' shapes can say of its inputs and outputs: the
+/// element types and the dimensions the file (and tract's analysis, as far as it goes without
+/// the shapes) determines; `?` for a size known only at run time, a lone `...` for an unknown
+/// rank. An input's element type must be known.
+fn undetermined_infos(graph: &Graph) -> Result<(Vec<TensorInfo>, Vec<TensorInfo>), InferenceError> {
+    let mut analysed = graph.clone();
+    // Best effort: the facts it can reach without the shapes. A run's specialization repeats
+    // the analysis in full, from the original graph.
+    let _ = analysed.analyse(false);
+    let info = |name: String, fact: &InferenceFact, input: bool| {
+        let dtype = match fact.datum_type.concretize() {
+            Some(dt) => DType::from_datum(dt),
+            None if input => {
+                return Err(InferenceError::Analysis {
+                    reason: format!("input `{name}` declares no element type: declare it"),
+                });
+            }
+            None => DType::Unsupported,
+        };
+        let shape = if fact.shape.is_open() && fact.shape.dims().next().is_none() {
+            vec![Dim::Symbolic("...".into())]
+        } else {
+            fact.shape
+                .dims()
+                .map(|d| match d.concretize() {
+                    Some(d) => Dim::from_tdim(&d),
+                    None => Dim::Symbolic("?".into()),
+                })
+                .collect()
+        };
+        Ok(TensorInfo { name, dtype, shape })
+    };
+    let inputs = analysed
+        .input_outlets()
+        .map_err(analysis)?
+        .iter()
+        .enumerate()
+        .map(|(ix, outlet)| {
+            let fact = analysed.input_fact(ix).map_err(analysis)?;
+            info(analysed.node(outlet.node).name.clone(), fact, true)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = analysed
+        .output_outlets()
+        .map_err(analysis)?
+        .iter()
+        .enumerate()
+        .map(|(ix, outlet)| {
+            let name = analysed
+                .outlet_label(*outlet)
+                .map(str::to_string)
+                .unwrap_or_else(|| analysed.node(outlet.node).name.clone());
+            let fact = analysed.output_fact(ix).map_err(analysis)?;
+            info(name, fact, false)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((inputs, outputs))
 }
 
 fn invalid(format: ModelFormat, err: &TractError) -> InferenceError {

@@ -9,6 +9,7 @@
 //! | `loader.rs` | parsing ONNX/NNEF, shape fixes, pinned inputs, output selection |
 //! | `model.rs` | the runnable model, input checks, outputs, stateful sessions |
 //! | `tensor.rs`, `dtype.rs`, `info.rs` | tensors, element types, declared shapes |
+//! | `plans.rs` | plans per input signature for models with undetermined shapes, and their cache |
 //! | `pool.rs` | optional worker threads |
 //! | `nnef.rs` | ONNX → NNEF conversion |
 //! | `error.rs` | [`InferenceError`] |
@@ -19,6 +20,7 @@ mod info;
 mod loader;
 mod model;
 mod nnef;
+mod plans;
 mod pool;
 mod tensor;
 
@@ -28,5 +30,6 @@ pub use info::{Dim, TensorInfo};
 pub use loader::{LoadReport, ModelFormat, ModelLoader};
 pub use model::{Model, Outputs, StatefulSession};
 pub use nnef::convert_to_nnef;
+pub use plans::{DEFAULT_PLAN_CACHE_CAPACITY, PlanCacheStats};
 pub use pool::ComputePool;
 pub use tensor::Tensor;

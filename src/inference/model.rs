@@ -11,20 +11,21 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::runtime::RunOptions;
 
 use super::error::{guarded, reason};
+use super::plans::{Plan, PlanCacheStats, Signature, Specializer};
 use super::{ComputePool, Dim, InferenceError, LoadReport, ModelLoader, Tensor, TensorInfo};
-
-type Plan = TypedSimplePlan;
 
 /// A model ready to run: optimized once, then shared.
 ///
 /// `Model` is `Send + Sync` and cheap to clone (an `Arc`): many threads may call
 /// [`Model::run`] at once, each run getting its own scratch state. Symbolic dimensions (batch,
-/// sequence) are resolved per run, so one loaded model serves any batch size.
+/// sequence) are resolved per run, so one loaded model serves any batch size. A model whose
+/// file leaves shapes undetermined gets a plan per input signature instead, built on first use
+/// and cached (see [`ModelLoader::with_plan_cache_capacity`]).
 #[derive(Clone)]
 pub struct Model(Arc<Inner>);
 
 struct Inner {
-    plan: Arc<Plan>,
+    plans: Plans,
     inputs: Vec<TensorInfo>,
     outputs: Vec<TensorInfo>,
     report: LoadReport,
@@ -85,11 +86,28 @@ impl Model {
             .map_err(|e| InferenceError::Analysis { reason: reason(&e) })?;
         report.load_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(Model(Arc::new(Inner {
-            plan,
+            plans: Plans::Symbolic(plan),
             inputs,
             outputs,
             report,
         })))
+    }
+
+    /// A model that is specialized to each run's input signature (see [`super::plans`]).
+    pub(crate) fn specialized_per_run(
+        specializer: Specializer,
+        inputs: Vec<TensorInfo>,
+        outputs: Vec<TensorInfo>,
+        mut report: LoadReport,
+        started: Instant,
+    ) -> Model {
+        report.load_ms = started.elapsed().as_secs_f64() * 1e3;
+        Model(Arc::new(Inner {
+            plans: Plans::PerSignature(Box::new(specializer)),
+            inputs,
+            outputs,
+            report,
+        }))
     }
 
     /// The inputs a run must provide, in model order.
@@ -105,6 +123,15 @@ impl Model {
     /// How the model was loaded.
     pub fn load_report(&self) -> &LoadReport {
         &self.0.report
+    }
+
+    /// What the per-signature plan cache has done, for a model specialized per run
+    /// ([`LoadReport::specialized_per_run`]); `None` for a model with one plan for all shapes.
+    pub fn plan_cache_stats(&self) -> Option<PlanCacheStats> {
+        match &self.0.plans {
+            Plans::Symbolic(_) => None,
+            Plans::PerSignature(specializer) => Some(specializer.stats()),
+        }
     }
 
     /// Runs the model on named inputs (any order) and returns every output by name.
@@ -137,9 +164,11 @@ impl Model {
             .map(|(slot, info)| slot.ok_or_else(|| InferenceError::MissingInput(info.name.clone())))
             .collect::<Result<TVec<TValue>, _>>()?;
         let results = guarded("running", || {
-            self.0
-                .plan
-                .run(values)
+            let plan = match &self.0.plans {
+                Plans::Symbolic(plan) => plan.clone(),
+                Plans::PerSignature(specializer) => specializer.plan_for(Signature::of(&values))?,
+            };
+            plan.run(values)
                 .map_err(|e| InferenceError::Execution { reason: reason(&e) })
         })?;
         let tensors = results
@@ -166,6 +195,14 @@ impl Model {
     fn output_index(&self, name: &str) -> Option<usize> {
         self.0.outputs.iter().position(|o| o.name == name)
     }
+}
+
+/// Where a model's runs get their plan.
+enum Plans {
+    /// One plan for every shape the model admits, symbolic dimensions resolved per run.
+    Symbolic(Arc<Plan>),
+    /// A plan per input signature.
+    PerSignature(Box<Specializer>),
 }
 
 impl fmt::Debug for Model {

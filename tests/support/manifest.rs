@@ -117,6 +117,18 @@ impl ModelEntry {
         loader
     }
 
+    /// A loader with the pins only: every shape as the file (or the inputs of a run) gives it.
+    pub fn loader_without_shapes(&self) -> ModelLoader {
+        let golden = Golden::open(&self.golden_path());
+        let mut loader = ModelLoader::new();
+        for (ix, spec) in self.inputs.iter().enumerate() {
+            if self.pinned_inputs.contains_key(&spec.name) {
+                loader = loader.pin_input(&spec.name, golden.input(ix, spec.dtype()));
+            }
+        }
+        loader
+    }
+
     pub fn golden_path(&self) -> PathBuf {
         models_dir().join(&self.golden)
     }

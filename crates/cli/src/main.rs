@@ -178,6 +178,7 @@ fn inspect(path: &Path, load: &LoadArgs, json: bool) -> Result<()> {
             "model": path.display().to_string(),
             "format": format!("{:?}", report.format),
             "ignored_declared_shapes": report.ignored_declared_shapes,
+            "specialized_per_run": report.specialized_per_run,
             "load_ms": report.load_ms,
             "inputs": describe(model.inputs()),
             "outputs": describe(model.outputs()),
@@ -190,7 +191,12 @@ fn inspect(path: &Path, load: &LoadArgs, json: bool) -> Result<()> {
             report.format,
             report.load_ms
         );
-        if report.ignored_declared_shapes {
+        if report.specialized_per_run {
+            println!(
+                "note: the file leaves input shapes open; each run's shapes get their own \
+                 optimized plan (`?` = taken from the input)"
+            );
+        } else if report.ignored_declared_shapes {
             println!("note: the file's declared output shapes were inconsistent and were ignored");
         }
         println!("inputs:");
